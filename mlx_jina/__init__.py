@@ -1,0 +1,30 @@
+"""mlx-jina: jina-embeddings-v5-text-small on Apple MLX, plus an offline SQLite knowledge base.
+
+`import mlx_jina` stays light: the model code (and mlx) loads on first use of `load`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlx_jina import _blas
+from mlx_jina.errors import InputError, InputTooLongError, MlxJinaError, ModelLoadError
+
+_blas.preload()
+
+__version__ = "0.1.0"
+__all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError"]
+
+if TYPE_CHECKING:
+    from mlx_jina.embedder import Embedder, load
+    from mlx_jina.kb import KnowledgeBase
+
+_LAZY = {"load": "mlx_jina.embedder", "Embedder": "mlx_jina.embedder", "KnowledgeBase": "mlx_jina.kb"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlx_jina' has no attribute {name!r}")
