@@ -1,0 +1,202 @@
+"""The user-facing embedder: `load()` a checkpoint, then `encode()` texts like sentence-transformers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import mlx.core as mx
+import numpy as np
+from tokenizers import Tokenizer
+
+from mlx_jina import hub
+from mlx_jina.batching import plan_batches
+from mlx_jina.checkpoint import LoadedCheckpoint, load_checkpoint
+from mlx_jina.embedding_types import check_embedding_type, finalize
+from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
+from mlx_jina.model import AdapterChoice
+from mlx_jina.package import TaskSpec, package_info
+
+DEFAULT_BATCH_TOKENS = 8192
+AdapterMode = Literal["auto", "per-row", "shared"]
+
+
+def _bundled(name: str) -> Path:
+    """Bundled tiny checkpoints: inside the installed package, or weights/tiny in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "weights" / name, here.parent / "weights" / "tiny" / name):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "weights" / "tiny" / name
+
+
+#: A tiny random checkpoint in the main repo's layout: for tests and demos, not semantically meaningful.
+TINY_CHECKPOINT = _bundled("jina-v5-tiny")
+
+
+class Embedder:
+    """A loaded model: all task adapters resident, any mix of tasks per call."""
+
+    def __init__(self, loaded: LoadedCheckpoint, tokenizer: Tokenizer, *, model_id: str,
+                 revision: str | None, folder: Path, dtype: mx.Dtype):
+        self.model = loaded.model
+        self.tokenizer = tokenizer
+        self.folder = folder
+        self._loaded = loaded
+        self._dtype = dtype
+        self._adapter_ids = {name: i for i, name in enumerate(loaded.adapters)}
+        pkg = package_info()
+        usable = loaded.adapters or (loaded.merged_adapter,)
+        self.tasks: dict[str, TaskSpec] = {n: t for n, t in pkg.tasks.items() if t.adapter in usable}
+        hidden = loaded.model.args.hidden_size
+        self.dimensions: tuple[int, ...] = tuple(d for d in pkg.matryoshka_dimensions if d < hidden) + (hidden,)
+        self.max_length = min(pkg.max_length, loaded.model.args.max_position_embeddings)
+        self.model_id = model_id
+        self.revision = revision
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id, "revision": self.revision, "folder": str(self.folder),
+            "layout": self._loaded.layout, "weights_file": self._loaded.weights_file,
+            "merged_adapter": self._loaded.merged_adapter, "dimensions": self.dimensions[-1],
+            "matryoshka_dimensions": list(self.dimensions), "max_length": self.max_length,
+            "quantization": self._loaded.quantization, "dtype": str(self._dtype).removeprefix("mlx.core."),
+            "tasks": list(self.tasks), "device": str(mx.default_device()),
+        }
+
+    # ---- text -> token ids -------------------------------------------------------------------
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of raw texts, without any task prefix."""
+        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+
+    def tokenize(self, texts: Sequence[str], tasks: Sequence[str], *, truncate: bool = False) -> list[list[int]]:
+        """Prefix each text with its task's prompt and tokenize (no EOS, as the reference).
+        Over-length input raises unless truncate=True, which right-truncates after the prefix."""
+        prompts = [self.tasks[t].prompt for t in tasks]
+        encoded = self.tokenizer.encode_batch([p + t for p, t in zip(prompts, texts)], add_special_tokens=True)
+        ids = [e.ids for e in encoded]
+        for i, row in enumerate(ids):
+            if len(row) > self.max_length:
+                if not truncate:
+                    raise InputTooLongError(
+                        f"text {i} is {len(row)} tokens long (with its {prompts[i]!r} prefix); the model's limit "
+                        f"is {self.max_length}. Pass truncate=True to cut it to the first {self.max_length} tokens."
+                    )
+                ids[i] = row[: self.max_length]
+        return ids
+
+    # ---- token ids -> raw pooled vectors -----------------------------------------------------
+    def embed_ids(self, ids: Sequence[Sequence[int]], tasks: Sequence[str], *,
+                  batch_tokens: int = DEFAULT_BATCH_TOKENS, adapter_mode: AdapterMode = "auto") -> np.ndarray:
+        """Forward passes over length-sorted, token-budgeted batches; rows come back in input
+        order as raw (unsliced, unnormalised) float32 vectors."""
+        if adapter_mode not in ("auto", "per-row", "shared"):
+            raise InputError(f"adapter_mode {adapter_mode!r} is not one of 'auto', 'per-row', 'shared'")
+        out = np.empty((len(ids), self.dimensions[-1]), dtype=np.float32)
+        for batch in plan_batches([len(r) for r in ids], batch_tokens):
+            adapters = [self.tasks[tasks[i]].adapter for i in batch]
+            if adapter_mode == "shared" and len(set(adapters)) > 1:
+                raise InputError("adapter_mode='shared' needs one adapter per batch; use 'auto' for mixed tasks")
+            lengths = [len(ids[i]) for i in batch]
+            padded = np.zeros((len(batch), max(lengths)), dtype=np.int32)
+            for row, i in enumerate(batch):
+                padded[row, : lengths[row]] = ids[i]
+            pooled = self.model(mx.array(padded), mx.array(lengths, dtype=mx.int32),
+                                self._adapter_choice(adapters, adapter_mode))
+            out[batch] = np.array(pooled.astype(mx.float32))
+        return out
+
+    def _adapter_choice(self, adapters: list[str], mode: AdapterMode) -> AdapterChoice:
+        if not self._adapter_ids:  # merged checkpoint: the task is in the weights
+            return None
+        if mode != "per-row" and len(set(adapters)) == 1:
+            return self._adapter_ids[adapters[0]]
+        return mx.array([self._adapter_ids[a] for a in adapters], dtype=mx.int32)
+
+    # ---- the public API ----------------------------------------------------------------------
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        *,
+        task: str | Sequence[str],
+        dimensions: int | None = None,
+        embedding_type: str = "float",
+        normalized: bool = True,
+        truncate: bool = False,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        adapter_mode: AdapterMode = "auto",
+    ) -> np.ndarray:
+        """Embed texts -> [N, dimensions] (a single string -> [dimensions]).
+
+        task: one Jina API task name for all texts, or a list with one per text (one forward pass
+        may mix them). dimensions: a Matryoshka size (slice, then normalise). embedding_type:
+        float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.embedding_types)."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else texts
+        tasks = self.check_inputs(texts, task, dimensions=dimensions, embedding_type=embedding_type,
+                                  batch_tokens=batch_tokens)
+        raw = self.embed_ids(self.tokenize(texts, tasks, truncate=truncate), tasks,
+                             batch_tokens=batch_tokens, adapter_mode=adapter_mode)
+        result = finalize(raw, dimensions=dimensions, normalized=normalized, embedding_type=embedding_type)
+        return result[0] if single else result
+
+    def check_inputs(self, texts: Any, task: str | Sequence[str], *, dimensions: int | None = None,
+                     embedding_type: str = "float", batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[str]:
+        """Validate everything before any work; return one task name per text."""
+        if not isinstance(texts, Sequence) or isinstance(texts, bytes):
+            raise InputError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {i} is a {type(text).__name__}, not a string")
+            if not text.strip():
+                raise InputError(f"text {i} is empty or whitespace only")
+        tasks = [task] * len(texts) if isinstance(task, str) else list(task)
+        if len(tasks) != len(texts):
+            raise InputError(f"got {len(tasks)} tasks for {len(texts)} texts; pass one task or one per text")
+        for t in set(tasks):
+            if t not in self.tasks:
+                known = f"one of {list(self.tasks)}" if t in package_info().tasks else f"a task: {list(self.tasks)}"
+                why = "is not available in this merged checkpoint" if t in package_info().tasks else "is not"
+                raise InputError(f"task {t!r} {why} {known}")
+        if dimensions is not None and dimensions not in self.dimensions:
+            raise InputError(f"dimensions={dimensions!r} is not a Matryoshka size of this model: {list(self.dimensions)}")
+        check_embedding_type(embedding_type)
+        if not isinstance(batch_tokens, int) or batch_tokens < 1:
+            raise InputError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+        return tasks
+
+
+def load(
+    path_or_repo: str | Path | None = None,
+    *,
+    quantize: int | None = None,
+    dtype: str | None = None,
+    revision: str | None = None,
+    adapter: str | None = None,
+) -> Embedder:
+    """Load jina-embeddings-v5-text-small (default) or any published layout of it.
+
+    path_or_repo: a local folder or a hub id (downloaded once at the revision pinned in
+    Package.toml, then used offline from the cache). quantize: 8 or 4 quantizes the base (or
+    picks a per-task repo's pre-quantized file); adapters stay unmerged in `dtype`. dtype:
+    float32 (CPU default), float16 or bfloat16 (GPU default). adapter: the task of a per-task
+    merged folder whose name does not say it."""
+    name = str(path_or_repo or package_info().default_model)
+    if adapter is not None and adapter not in package_info().adapters:
+        raise ModelLoadError(f"adapter {adapter!r} is not one of {list(package_info().adapters)}")
+    folder, spec, rev = hub.resolve(name, revision=revision, quantize=quantize)
+    dtype_name = dtype or ("float32" if mx.default_device() == mx.cpu else "bfloat16")
+    if dtype_name not in ("float32", "float16", "bfloat16"):
+        raise ModelLoadError(f"dtype {dtype_name!r} is not one of float32, float16, bfloat16")
+    mx_dtype = getattr(mx, dtype_name)
+    loaded = load_checkpoint(folder, quantize=quantize, dtype=mx_dtype,
+                             merged_adapter=adapter or (spec.adapter if spec else None))
+    tokenizer_file = folder / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelLoadError(f"{folder} has no tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return Embedder(loaded, tokenizer, model_id=name, revision=rev, folder=folder, dtype=mx_dtype)

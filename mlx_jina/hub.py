@@ -1,0 +1,61 @@
+"""Turning a model name into a local folder: a folder as is, or a hub id downloaded once with
+huggingface_hub at the revision pinned in Package.toml, then served from the cache offline."""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from mlx_jina.errors import ModelLoadError
+from mlx_jina.package import RepoSpec, package_info
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# Never fetched: ONNX exports, GGUF files and (below) the weight files of the other precisions.
+_IGNORE = ["onnx/*", "*.onnx", "*.onnx_data", "*.gguf", "*.bin", "*.pt", "*.h5", "*.msgpack"]
+
+
+def resolve(name_or_path: str | Path, *, revision: str | None = None,
+            quantize: int | None = None) -> tuple[Path, RepoSpec | None, str | None]:
+    """Return (local folder, known repo spec or None, revision or None)."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path} is a file; pass the checkpoint folder that holds config.json")
+        return path, None, None
+    name = str(name_or_path)
+    if not _HUB_ID.match(name):
+        raise ModelLoadError(f"{name!r} is neither an existing folder nor a hub id like 'owner/name'")
+    spec = package_info().repos.get(name)
+    pinned = revision or (spec.revision if spec else "")
+    if not pinned:
+        warnings.warn(f"{name}: no pinned revision is known (Package.toml); using the hub's 'main'", stacklevel=3)
+    rev = pinned or "main"
+    ignore = _IGNORE + _other_precisions(quantize, spec)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore)), spec, rev
+    except LocalEntryNotFoundError:
+        pass
+    print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).\n"
+          f"{package_info().weights_license_note}", file=sys.stderr)
+    try:
+        folder = snapshot_download(name, revision=rev, ignore_patterns=ignore)
+    except Exception as exc:  # network, auth, missing repo: all mean "not available here"
+        raise ModelLoadError(
+            f"{name}@{rev} is not in the local Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Connect once, or pass a local checkpoint folder."
+        ) from exc
+    return Path(folder), spec, rev
+
+
+def _other_precisions(quantize: int | None, spec: RepoSpec | None) -> list[str]:
+    """Per-task MLX repos ship float32, 8-bit and 4-bit weights: fetch only the one asked for.
+    Elsewhere model.safetensors stays allowed (it is what gets quantized on load)."""
+    files = {"model.safetensors", "model-8bit.safetensors", "model-4bit.safetensors"}
+    if quantize and spec is not None and spec.layout == "mlx-merged":
+        return sorted(files - {f"model-{quantize}bit.safetensors"})
+    return sorted(files - {"model.safetensors"})

@@ -1,0 +1,171 @@
+"""The Qwen3 decoder of jina-embeddings-v5-text-small in MLX, with per-row LoRA adapters.
+
+Follows mlx-lm's `models/qwen3.py` (same module names, so checkpoint keys load 1:1), but:
+- returns the final-normed hidden state of each row's last real token (right padding + causal
+  mask is exact for those positions, so no padding mask is needed);
+- every projection can add an unmerged LoRA term `s·B(A x)`, chosen per call (`adapter: int`) or per
+  row (`adapter: mx.array[B]`), so one forward pass can mix tasks and the base stays shared
+  (and quantizable) while adapters stay in full precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+#: One adapter for the whole batch (int), one per row (int32 array [B]), or none (merged checkpoints).
+AdapterChoice = int | mx.array | None
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    vocab_size: int
+    rope_theta: float
+    max_position_embeddings: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ModelArgs:
+        """Read every hyper-parameter from config.json; refuse what this implementation does not do."""
+        rope = config.get("rope_parameters") or {}  # transformers 5 nests rope_theta here
+        theta = config.get("rope_theta", rope.get("rope_theta"))
+        scaling = config.get("rope_scaling") or {k: v for k, v in rope.items() if k != "rope_theta"}
+        problems = []
+        if theta is None:
+            problems.append("no rope_theta (top level or in rope_parameters)")
+        if scaling and scaling.get("rope_type", scaling.get("type", "default")) != "default":
+            problems.append(f"unsupported rope scaling {scaling}")
+        if config.get("hidden_act", "silu") != "silu":
+            problems.append(f"unsupported hidden_act {config['hidden_act']!r}")
+        if config.get("attention_bias", False):
+            problems.append("attention_bias=true is not a Qwen3 embedding checkpoint")
+        if config.get("tie_word_embeddings") is False and config.get("lm_head"):
+            problems.append("untied lm_head")
+        if problems:
+            raise ValueError("config.json: " + "; ".join(problems))
+        heads = config["num_attention_heads"]
+        return cls(
+            hidden_size=config["hidden_size"],
+            num_hidden_layers=config["num_hidden_layers"],
+            intermediate_size=config["intermediate_size"],
+            num_attention_heads=heads,
+            num_key_value_heads=config.get("num_key_value_heads", heads),
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+            rms_norm_eps=config["rms_norm_eps"],
+            vocab_size=config["vocab_size"],
+            rope_theta=float(theta),
+            max_position_embeddings=config["max_position_embeddings"],
+        )
+
+
+class LoRABank(nn.Module):
+    """The LoRA pairs of all loaded adapters for one projection, stacked: row i is adapter i.
+
+    a: [T, r, in], b: [T, out, r] with the adapter's alpha/r scale already folded into b.
+    """
+
+    def __init__(self, a: mx.array, b: mx.array):
+        super().__init__()
+        self.a = a
+        self.b = b
+
+    def __call__(self, x: mx.array, adapter: int | mx.array) -> mx.array:
+        if isinstance(adapter, int):  # shared by the batch: two plain matmuls
+            return (x @ self.a[adapter].T) @ self.b[adapter].T
+        a = self.a[adapter].swapaxes(1, 2)  # [B, in, r]
+        b = self.b[adapter].swapaxes(1, 2)  # [B, r, out]
+        return (x @ a) @ b
+
+
+class Projections(nn.Module):
+    """Base for modules whose projections may carry LoRA banks in `self.lora[name]`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lora: dict[str, LoRABank] = {}
+
+    def project(self, name: str, x: mx.array, adapter: AdapterChoice) -> mx.array:
+        y = getattr(self, name)(x)
+        bank = self.lora.get(name)
+        if bank is None or adapter is None:
+            return y
+        return y + bank(x, adapter)
+
+
+class Attention(Projections):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        d, h, kv = args.head_dim, args.num_attention_heads, args.num_key_value_heads
+        self.n_heads, self.n_kv_heads, self.head_dim = h, kv, d
+        self.scale = d**-0.5
+        self.rope_theta = args.rope_theta
+        self.q_proj = nn.Linear(args.hidden_size, h * d, bias=False)
+        self.k_proj = nn.Linear(args.hidden_size, kv * d, bias=False)
+        self.v_proj = nn.Linear(args.hidden_size, kv * d, bias=False)
+        self.o_proj = nn.Linear(h * d, args.hidden_size, bias=False)
+        self.q_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
+        self.k_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
+
+    def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
+        B, L, _ = x.shape
+        q = self.q_norm(self.project("q_proj", x, adapter).reshape(B, L, self.n_heads, -1))
+        k = self.k_norm(self.project("k_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1))
+        v = self.project("v_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1)
+        q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))  # [B, heads, L, D]
+        q = mx.fast.rope(q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
+        k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
+        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal" if L > 1 else None)
+        return self.project("o_proj", o.transpose(0, 2, 1, 3).reshape(B, L, -1), adapter)
+
+
+class MLP(Projections):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.gate_proj = nn.Linear(args.hidden_size, args.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(args.hidden_size, args.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(args.intermediate_size, args.hidden_size, bias=False)
+
+    def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
+        gated = nn.silu(self.project("gate_proj", x, adapter)) * self.project("up_proj", x, adapter)
+        return self.project("down_proj", gated, adapter)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.self_attn = Attention(args)
+        self.mlp = MLP(args)
+        self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.post_attention_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
+        h = x + self.self_attn(self.input_layernorm(x), adapter)
+        return h + self.mlp(self.post_attention_layernorm(h), adapter)
+
+
+class Qwen3Encoder(nn.Module):
+    """Token ids -> pooled embedding (final RMSNorm of each row's last real token)."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
+        self.norm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, ids: mx.array, lengths: mx.array, adapter: AdapterChoice) -> mx.array:
+        """ids: int32 [B, L], right-padded; lengths: int32 [B] real lengths -> [B, hidden]."""
+        h = self.embed_tokens(ids)
+        for layer in self.layers:
+            h = layer(h, adapter)
+        last = h[mx.arange(ids.shape[0]), lengths - 1]  # RMSNorm is per token: pool, then norm
+        return self.norm(last)
