@@ -1,0 +1,234 @@
+"""Cut a document into token-bounded chunks that follow its structure.
+
+Each section (text under one Markdown heading) is packed greedily from its blocks
+(paragraphs, fenced code, top-level code units). A block larger than the budget is cut
+into paragraphs, then lines, then sentences, then words, then characters, so no text is
+ever dropped. Tokens are counted once per block and summed; the final text of each chunk
+is counted once more to guarantee the limit, because tokenizers are not exactly additive.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlx_jina.ingest.readers import Document
+from mlx_jina.ingest.structure import Section, sections
+
+MIN_MAX_TOKENS = 16
+_SENTENCE = re.compile(r".+?(?:[.!?]+(?=\s)|[。！？；]+|$)")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit to embed. `text` = context header, blank line, body; `body` is the file's raw snippet."""
+
+    text: str
+    body: str
+    heading: str  # heading path, e.g. "Login > Bug fix"; "" before the first heading
+    start_line: int  # 1-based, inclusive
+    end_line: int
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """Characters [start, end) of the document that are packed as one piece."""
+
+    start: int
+    end: int
+    tokens: int
+
+
+def chunk_document(
+    doc: Document,
+    *,
+    title: str,
+    count_tokens: Callable[[str], int],
+    max_tokens: int = 400,
+    overlap_tokens: int = 48,
+) -> list[Chunk]:
+    """Chunks of `doc` whose `text` (header "title > heading path" + body) is <= max_tokens.
+
+    Consecutive chunks of one section share about `overlap_tokens` of text. Deterministic.
+    """
+    if max_tokens < MIN_MAX_TOKENS:
+        raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
+    if not 0 <= overlap_tokens < max_tokens // 2:
+        raise ValueError(f"overlap_tokens must be in [0, {max_tokens // 2}), got {overlap_tokens}")
+    if not doc.text.strip():
+        return []
+    packer = _Packer(doc.text, title, count_tokens, max_tokens, overlap_tokens)
+    lines = doc.text.split("\n")
+    out: list[Chunk] = []
+    for section in sections(lines, doc.kind):
+        out += packer.pack(section)
+    return out
+
+
+class _Packer:
+    def __init__(self, text: str, title: str, count: Callable[[str], int], max_tokens: int, overlap: int) -> None:
+        self.text = text
+        self.title = title
+        self.count = count
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.gap_costs: dict[str, int] = {}
+
+    def pack(self, section: Section) -> list[Chunk]:
+        header = _fit_header(f"{self.title} > {section.heading}" if section.heading else self.title,
+                             self.count, self.max_tokens // 2)
+        prefix = header + "\n\n"
+        budget = self.max_tokens - self.count(prefix)
+        units: list[_Unit] = []
+        for block in section.blocks:
+            start = self.line_starts[block.start]
+            end = self.line_starts[block.end] - 1 if block.end < len(self.line_starts) else len(self.text)
+            while end > start and self.text[end - 1].isspace():  # an unclosed fence may end in blanks
+                end -= 1
+            units += self._fit(start, end, budget)
+        chunks: list[Chunk] = []
+        i = 0
+        lead: _Unit | None = None  # overlap carried from the previous chunk
+        while i < len(units):
+            j, lead = self._greedy(units, i, lead, budget)
+            start = lead.start if lead else units[i].start
+            j, fits = self._shrink(units, i, j, start, prefix)
+            if not fits and (lead or units[i].end - units[i].start > 1):
+                if lead:
+                    lead = None
+                else:
+                    units[i:i + 1] = self._split(units[i], budget)
+                continue
+            body = self.text[start:units[j - 1].end]
+            chunks.append(Chunk(prefix + body, body, section.heading, self._line(start),
+                                self._line(units[j - 1].end - 1)))
+            lead = self._overlap(units, i, j) if j < len(units) else None
+            i = j
+        return chunks
+
+    def _greedy(self, units: list[_Unit], i: int, lead: _Unit | None, budget: int) -> tuple[int, _Unit | None]:
+        """End index of the units that fit after `lead`; drops `lead` if not even one fits."""
+        used = lead.tokens + self._gap(lead.end, units[i].start) if lead else 0
+        if lead and used + units[i].tokens > budget:
+            lead, used = None, 0
+        used += units[i].tokens
+        j = i + 1
+        while j < len(units):
+            used += self._gap(units[j - 1].end, units[j].start) + units[j].tokens
+            if used > budget:
+                break
+            j += 1
+        return j, lead
+
+    def _shrink(self, units: list[_Unit], i: int, j: int, start: int, prefix: str) -> tuple[int, bool]:
+        """Real count of the packed text; drop trailing units until it fits (keeps at least one)."""
+        while True:
+            fits = self.count(prefix + self.text[start:units[j - 1].end]) <= self.max_tokens
+            if fits or j - i == 1:
+                return j, fits
+            j -= 1
+
+    def _overlap(self, units: list[_Unit], i: int, j: int) -> _Unit | None:
+        """Trailing text of units[i:j] worth ~overlap tokens, never the whole chunk."""
+        if self.overlap == 0:
+            return None
+        used, k = 0, j - 1
+        while k > i:
+            cost = units[k].tokens + (self._gap(units[k].end, units[k + 1].start) if k < j - 1 else 0)
+            if used + cost > self.overlap:
+                break
+            used += cost
+            k -= 1
+        if k < j - 1:
+            return _Unit(units[k + 1].start, units[j - 1].end, used)
+        return self._trailing_words(units[j - 1])
+
+    def _trailing_words(self, unit: _Unit) -> _Unit | None:
+        """Last words of a unit too big to repeat whole; never its first word."""
+        words = list(_WORD.finditer(self.text, unit.start, unit.end))
+        used, start = 0, None
+        for prev, word in zip(reversed(words[:-1]), reversed(words[1:])):
+            cost = self.count(self.text[prev.end:word.end])
+            if used + cost > self.overlap:
+                break
+            used += cost
+            start = word.start()
+        return _Unit(start, unit.end, used) if start is not None else None
+
+    def _fit(self, start: int, end: int, budget: int) -> list[_Unit]:
+        """Units covering [start, end) that each fit the budget, cutting at the coarsest level possible."""
+        unit = _Unit(start, end, self.count(self.text[start:end]))
+        if unit.tokens <= budget:
+            return [unit]
+        return self._split(unit, budget)
+
+    def _split(self, unit: _Unit, budget: int) -> list[_Unit]:
+        out: list[_Unit] = []
+        for s, e in _pieces(self.text, unit.start, unit.end, unit.tokens, budget):
+            out += self._fit(s, e, budget)
+        return out
+
+    def _gap(self, end: int, start: int) -> int:
+        gap = self.text[end:start]
+        if gap not in self.gap_costs:
+            self.gap_costs[gap] = self.count(gap) if gap else 0
+        return self.gap_costs[gap]
+
+    def _line(self, pos: int) -> int:
+        return bisect_right(self.line_starts, pos)
+
+
+def _pieces(text: str, start: int, end: int, tokens: int, budget: int) -> list[tuple[int, int]]:
+    """Next-finer cut of text[start:end]: paragraphs, lines, sentences, words, then characters."""
+    span = text[start:end]
+    if "\n" in span:
+        lines, pos = [], start
+        for line in span.split("\n"):
+            lines.append((pos, pos + len(line)))
+            pos += len(line) + 1
+        paragraphs, cur = [], None
+        for s, e in lines:
+            if text[s:e].strip():
+                cur = (cur[0], e) if cur else (s, e)
+            elif cur:
+                paragraphs.append(cur)
+                cur = None
+        if cur:
+            paragraphs.append(cur)
+        if len(paragraphs) > 1:
+            return paragraphs
+        return [(s, e) for s, e in lines if text[s:e].strip()]
+    for pattern in (_SENTENCE, _WORD):
+        parts = [_strip(text, m.start(), m.end()) for m in pattern.finditer(text, start, end)]
+        parts = [p for p in parts if p[0] < p[1]]
+        if len(parts) > 1:
+            return parts
+    n = max(2, -(-tokens // budget))  # a single huge "word": equal character slices
+    step = -(-(end - start) // n)
+    return [(s, min(s + step, end)) for s in range(start, end, step)]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _fit_header(header: str, count: Callable[[str], int], limit: int) -> str:
+    """Keep the most specific end of an absurdly long header."""
+    if count(header) <= limit:
+        return header
+    lo, hi = 0, len(header)  # binary search for the longest suffix that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count("…" + header[-mid:]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return "…" + header[-lo:] if lo else "…"
