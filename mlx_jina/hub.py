@@ -27,6 +27,8 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
     name = str(name_or_path)
     if not _HUB_ID.match(name):
         raise ModelLoadError(f"{name!r} is neither an existing folder nor a hub id like 'owner/name'")
+    if Path(name.split("/")[0]).is_dir():
+        raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, so it is not a hub id)")
     spec = package_info().repos.get(name)
     pinned = revision or (spec.revision if spec else "")
     if not pinned:
@@ -40,8 +42,9 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
         return Path(snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore)), spec, rev
     except LocalEntryNotFoundError:
         pass
-    print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).\n"
-          f"{package_info().weights_license_note}", file=sys.stderr)
+    licence = f"\n{package_info().weights_license_note}" if spec else ""
+    print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
+          file=sys.stderr)
     try:
         folder = snapshot_download(name, revision=rev, ignore_patterns=ignore)
     except Exception as exc:  # network, auth, missing repo: all mean "not available here"

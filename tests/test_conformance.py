@@ -1,0 +1,66 @@
+"""The MLX encoder against the PyTorch reference (transformers Qwen3Model + PEFT, unmerged LoRA),
+whose outputs weights/make_golden.py stored for the tiny checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import unit
+from mlx_jina.package import package_info
+
+TASKS = list(package_info().tasks)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_matches_reference(tiny, golden, golden_texts, task):
+    got = tiny.encode(golden_texts, task=task)
+    cos = np.sum(got * unit(golden[task]), axis=1)
+    assert cos.min() >= 0.99999, cos
+
+
+@pytest.mark.parametrize("task", ["retrieval.query", "retrieval.passage"])
+def test_tokenization_with_prompt_matches_reference(tiny, golden, golden_texts, task):
+    lengths = [len(ids) for ids in tiny.tokenize(golden_texts, [task] * len(golden_texts))]
+    assert lengths == golden[f"{task}/lengths"].tolist()
+
+
+def test_adapters_change_the_output(tiny, golden_texts):
+    """Guards against silently running base weights: each adapter must move the vectors."""
+    passage = tiny.encode(golden_texts, task="retrieval.passage")
+    for task in ("text-matching", "classification", "clustering"):
+        assert np.sum(passage * tiny.encode(golden_texts, task=task), axis=1).min() < 0.95
+
+
+def test_mixed_task_batch_matches_reference_per_row(tiny, golden, golden_texts):
+    texts = golden_texts * 2
+    tasks = [TASKS[i % len(TASKS)] for i in range(len(texts))]
+    got = tiny.encode(texts, task=tasks, batch_tokens=100_000)  # one forward pass, all tasks mixed
+    for i, (text_index, task) in enumerate(zip(list(range(len(golden_texts))) * 2, tasks)):
+        assert float(got[i] @ unit(golden[task][text_index])) >= 0.99999, (i, task)
+
+
+def test_batch_invariance_alone_vs_padded_mixed_batch(tiny, golden_texts):
+    tasks = [TASKS[i % len(TASKS)] for i in range(len(golden_texts))]
+    together = tiny.encode(golden_texts, task=tasks, batch_tokens=100_000)
+    for i, (text, task) in enumerate(zip(golden_texts, tasks)):
+        alone = tiny.encode([text], task=task)
+        assert np.abs(alone[0] - together[i]).max() <= 1e-5, i
+
+
+def test_per_row_and_shared_adapter_modes_agree(tiny, golden_texts):
+    shared = tiny.encode(golden_texts, task="clustering", adapter_mode="shared")
+    per_row = tiny.encode(golden_texts, task="clustering", adapter_mode="per-row")
+    assert np.abs(shared - per_row).max() <= 1e-5
+
+
+@pytest.mark.parametrize("dims", [32, 64])
+def test_matryoshka_slices_then_normalises(tiny, golden, golden_texts, dims):
+    got = tiny.encode(golden_texts, task="retrieval.query", dimensions=dims)
+    assert got.shape == (len(golden_texts), dims)
+    assert np.sum(got * unit(golden["retrieval.query"][:, :dims]), axis=1).min() >= 0.99999
+
+
+def test_unnormalised_output_is_the_raw_pooled_vector(tiny, golden, golden_texts):
+    raw = tiny.encode(golden_texts, task="text-matching", normalized=False)
+    np.testing.assert_allclose(raw, golden["text-matching"], rtol=1e-4, atol=1e-4)
