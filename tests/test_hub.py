@@ -1,0 +1,59 @@
+"""Hub ids resolve through the Hugging Face cache at the pinned revision, offline (no network here:
+the cache is laid out by the test exactly as huggingface_hub writes it)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from huggingface_hub import constants
+
+import mlx_jina
+from conftest import TINY
+from mlx_jina.errors import ModelLoadError
+from mlx_jina.package import package_info
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return tmp_path
+
+
+def cache_repo(cache, repo_id: str, revision: str, source) -> None:
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(source, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+
+
+def test_default_repo_loads_from_cache_at_pinned_revision(hub_cache):
+    repo = package_info().default_model
+    pin = package_info().repos[repo].revision
+    cache_repo(hub_cache, repo, pin, TINY / "jina-v5-tiny")
+    model = mlx_jina.load(repo)
+    assert model.info["revision"] == pin and model.info["layout"] == "hf-adapters"
+    assert model.encode(["offline"], task="retrieval.query").shape == (1, 128)
+
+
+def test_per_task_repo_takes_its_task_from_package_toml(hub_cache):
+    repo = "jinaai/jina-embeddings-v5-text-small-retrieval"
+    cache_repo(hub_cache, repo, package_info().repos[repo].revision, TINY / "jina-v5-tiny-retrieval")
+    model = mlx_jina.load(repo)
+    assert model.info["merged_adapter"] == "retrieval"
+    assert set(model.tasks) == {"retrieval.query", "retrieval.passage"}
+
+
+def test_unpinned_repo_warns_and_uses_main(hub_cache):
+    repo = "jinaai/jina-embeddings-v5-text-small-clustering-mlx"
+    cache_repo(hub_cache, repo, "0" * 40, TINY / "jina-v5-tiny-retrieval-mlx")
+    with pytest.warns(UserWarning, match="no pinned revision"):
+        model = mlx_jina.load(repo)
+    assert model.info["merged_adapter"] == "clustering" and model.info["revision"] == "main"
+
+
+def test_uncached_repo_offline_is_a_clear_error(hub_cache, capsys):
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache.*local checkpoint folder"):
+        mlx_jina.load(package_info().default_model)
+    assert "CC BY-NC 4.0" in capsys.readouterr().err  # the licence is shown before any download
