@@ -1,0 +1,175 @@
+"""`KnowledgeBase`: the Python API the CLI mirrors (and a desktop app can embed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlx_jina.errors import InputError
+from mlx_jina.ingest import DEFAULT_MAX_BYTES
+from mlx_jina.kb.indexer import Indexer, IndexReport
+from mlx_jina.kb.search import Filters, Hit, search
+from mlx_jina.kb.store import Binding, Store
+
+if TYPE_CHECKING:
+    from mlx_jina.embedder import Embedder
+
+DB_ENV = "MLX_JINA_DB"
+
+
+def default_db_path() -> Path:
+    """$MLX_JINA_DB, else the platform's user data folder: ~/Library/Application Support/mlx-jina/
+    index.db (macOS), $XDG_DATA_HOME or ~/.local/share/mlx-jina/index.db (Linux), %LOCALAPPDATA%."""
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV]).expanduser()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "mlx-jina" / "index.db"
+
+
+class KnowledgeBase:
+    """An offline, incrementally updated search index over folders of notes, in one SQLite file.
+
+    model: an Embedder, or a hub id / folder to load on first need (None: the model the database
+    was indexed with, else the default model). Status and keyword search never load a model.
+    dimensions: Matryoshka size to store (None: the database's, else the model's full size).
+    """
+
+    def __init__(self, db_path: str | Path | None = None, *, model: str | Path | Embedder | None = None,
+                 dimensions: int | None = None, revision: str | None = None, quantize: int | None = None) -> None:
+        self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
+        self.store = Store(self.db_path)
+        self._model = model
+        self._load_args = {"revision": revision, "quantize": quantize}
+        self._dimensions = dimensions
+        self._embedder: Embedder | None = None
+
+    # ---- the model ---------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        """The model, loaded once and used for both passages and queries."""
+        if self._embedder is None:
+            if self._model is None or isinstance(self._model, (str, Path)):
+                from mlx_jina.embedder import load
+
+                bound = self.store.binding()
+                name = self._model or (bound.model_id if bound else None)
+                args = dict(self._load_args)
+                if self._model is None and bound and args["revision"] is None:
+                    args["revision"] = bound.revision
+                self._embedder = load(name, **args)
+            else:
+                self._embedder = self._model
+        return self._embedder
+
+    def wanted_binding(self) -> Binding:
+        info = self.embedder.info
+        bound = self.store.binding()
+        dims = self._dimensions or (bound.dimensions if bound else info["dimensions"])
+        if dims not in info["matryoshka_dimensions"]:
+            raise InputError(f"dimensions={dims} is not a Matryoshka size of this model: {info['matryoshka_dimensions']}")
+        model_id = info["model_id"]
+        if Path(model_id).expanduser().is_dir():  # local folder: compare by real location
+            model_id = str(Path(model_id).expanduser().resolve())
+        return Binding(model_id=model_id, revision=info["revision"], quantization=info["quantization"],
+                       dimensions=dims)
+
+    def _bound(self) -> Binding:
+        """Bind a fresh DB to the model, or check the model matches the DB (ModelMismatchError)."""
+        wanted = self.wanted_binding()
+        self.store.bind(wanted)
+        return wanted
+
+    # ---- writing -----------------------------------------------------------------------------
+    def index(self, folder: str | Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
+              max_bytes: int = DEFAULT_MAX_BYTES, reembed: bool = False, progress: bool = False) -> IndexReport:
+        """Sync the index with `folder`: embed new and changed files, move renamed ones, drop deleted.
+        reembed: forget every stored vector first (to switch models or dimensions)."""
+        if reembed:
+            self.store.reset(self.wanted_binding())
+        return self._indexer().sync(Path(folder), include=include, exclude=exclude, max_bytes=max_bytes,
+                                    progress=progress, ignore=self._own_files())
+
+    def add(self, path: str | Path, *, progress: bool = False) -> IndexReport:
+        """Index one file (or a folder) without removing anything else from the index."""
+        path = Path(path).expanduser().resolve()
+        if path.is_dir():
+            return self._indexer().sync(path, remove_missing=False, progress=progress, ignore=self._own_files())
+        if not path.exists():
+            raise InputError(f"no such file: {path}")
+        return self._indexer().sync(path.parent, include=["/" + _glob_escape(path.name)], remove_missing=False,
+                                    progress=progress, ignore=self._own_files())
+
+    def remove(self, path: str | Path) -> int:
+        """Drop a file, or every file under a folder, from the index; returns how many."""
+        path = Path(path).expanduser().resolve()
+        docs = list(self.store.documents_under(path).values())
+        single = self.store.document(str(path))
+        for doc in docs + ([single] if single else []):
+            self.store.remove_document(doc.id)
+        return len(docs) + (1 if single else 0)
+
+    def _indexer(self) -> Indexer:
+        binding = self._bound()
+        return Indexer(self.store, self.embedder, binding.dimensions, passage_task=binding.passage_task)
+
+    def _own_files(self) -> list[Path]:
+        db = self.db_path.resolve()
+        return [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")]
+
+    # ---- reading -----------------------------------------------------------------------------
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", path: str | None = None,
+               kinds: Iterable[str] = (), since: float | str | date | None = None, per_doc: int = 2) -> list[Hit]:
+        """Ranked hits for `query`. mode: hybrid | vector | keyword. path: glob on the file's path
+        (relative to its indexed folder, or absolute). kinds: markdown/code/pdf/... or extensions.
+        since: only files modified at or after this date (ISO string, date or POSIX time)."""
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("the query is empty")
+        filters = Filters(path=path, kinds=tuple(kinds), since=_timestamp(since))
+        query_vector = None
+        if mode != "keyword" and self.store.binding() is not None:
+            binding = self._bound()
+            query_vector = self.embedder.encode([query], task=binding.query_task, dimensions=binding.dimensions,
+                                                truncate=True)[0]
+        elif mode != "keyword":
+            return []  # nothing indexed yet
+        return search(self.store.conn, query, query_vector, k=k, mode=mode, filters=filters, per_doc=per_doc)
+
+    def status(self) -> dict[str, Any]:
+        """Files, chunks, model, dimensions, database size, last index time."""
+        return self.store.stats()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _timestamp(since: float | str | date | None) -> float | None:
+    if since is None or isinstance(since, (int, float)):
+        return since
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since)
+        except ValueError:
+            raise InputError(f"since={since!r} is not an ISO date such as 2026-01-01") from None
+    if not isinstance(since, datetime):
+        since = datetime(since.year, since.month, since.day)
+    return since.timestamp()
+
+
+def _glob_escape(name: str) -> str:
+    """A file name as a literal gitignore pattern."""
+    return "".join("\\" + ch if ch in "*?[]!#\\" else ch for ch in name)

@@ -1,0 +1,168 @@
+"""Hybrid search: FTS5 BM25 and binary KNN + int8 rescoring, fused by reciprocal rank.
+
+Each side returns up to `vectors.candidates(k)` chunk ids in its own order; RRF (score = sum of
+1/(60 + rank)) needs no score calibration between BM25 and cosine. Filters (path glob, file kind or
+extension, modified since) are applied inside both queries, so a filter never empties the top k
+that a post-filter would have. At most `per_doc` chunks of one document are kept, so one long
+note does not fill the page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mlx_jina.errors import InputError
+from mlx_jina.kb import vectors
+
+MODES = ("hybrid", "vector", "keyword")
+RRF_K = 60
+SNIPPET_CHARS = 300
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """path: SQLite GLOB on the relative or absolute path (`*` also matches '/', so 'work/*' and
+    'work/**' both mean everything under work/). kinds: kind names (markdown, code, pdf...) or
+    extensions (md, py). since: POSIX time; only files modified at or after it."""
+
+    path: str | None = None
+    kinds: tuple[str, ...] = ()
+    since: float | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """A WHERE fragment over documents `d` (always valid SQL) and its parameters."""
+        parts, params = ["1"], []
+        if self.path:
+            parts.append("(d.rel GLOB ? OR d.path GLOB ?)")
+            params += [self.path, self.path]
+        if self.kinds:
+            names = [k.lower().lstrip(".") for k in self.kinds]
+            parts.append("(" + " OR ".join(["d.kind = ?", "lower(d.rel) GLOB ?"] * len(names)) + ")")
+            for name in names:
+                params += [name, f"*.{name}"]
+        if self.since is not None:
+            parts.append("d.mtime >= ?")
+            params.append(self.since)
+        return " AND ".join(parts), params
+
+    def __bool__(self) -> bool:
+        return bool(self.path or self.kinds or self.since is not None)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result; `score` is RRF (hybrid), cosine (vector) or -BM25 (keyword), higher is better."""
+
+    path: str
+    rel: str
+    kind: str
+    heading: str
+    start_line: int
+    end_line: int
+    snippet: str
+    score: float
+    vector_score: float | None
+    keyword_score: float | None
+    chunk_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 10, mode: str = "hybrid",
+           filters: Filters = Filters(), per_doc: int = 2) -> list[Hit]:
+    """Top-k hits for `query`. query_vector (the retrieval.query embedding) is needed unless
+    mode == "keyword"."""
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r} is not one of {list(MODES)}")
+    if k < 1 or per_doc < 1:
+        raise InputError("k and per_doc must be at least 1")
+    n = vectors.candidates(k * per_doc)
+    keyword = _keyword(conn, query, filters, n) if mode != "vector" else {}
+    vector = _vector(conn, query_vector, filters, n) if mode != "keyword" else {}
+    if mode == "hybrid":
+        fused: dict[int, float] = {}
+        for ranked in (keyword, vector):
+            for rank, chunk_id in enumerate(ranked):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        order = fused
+    else:
+        order = keyword or vector
+    ranked_ids = sorted(order, key=order.__getitem__, reverse=True)
+    return _hits(conn, ranked_ids, order, vector, keyword, k, per_doc)
+
+
+def _keyword(conn: Any, query: str, filters: Filters, n: int) -> dict[int, float]:
+    """chunk id -> -BM25 (higher is better), best first. Query words are quoted and OR-ed, so
+    natural-language questions work and FTS5 syntax characters cannot break the query."""
+    words = _WORD.findall(query)
+    if not words:
+        return {}
+    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
+    where, params = filters.sql()
+    rows = conn.execute(
+        "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
+        f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+        (match, *params, n),
+    ).fetchall()
+    return {chunk_id: -score for chunk_id, score in rows}
+
+
+def _vector(conn: Any, query_vector: np.ndarray | None, filters: Filters, n: int) -> dict[int, float]:
+    """chunk id -> cosine, best first: Hamming KNN over the bits, then int8 rescoring."""
+    if query_vector is None:
+        raise InputError("vector and hybrid search need the query's embedding")
+    sql = "SELECT chunk_id, rescore FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?"
+    params: list[Any] = [vectors.query_bits(query_vector), n]
+    if filters:
+        where, fparams = filters.sql()
+        allowed = [r[0] for r in conn.execute(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", fparams)]
+        if not allowed:
+            return {}
+        sql += " AND chunk_id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(allowed))
+    rows = conn.execute(sql, params).fetchall()
+    scores = vectors.rescore(query_vector, [bytes(r[1]) for r in rows])
+    order = np.argsort(-scores, kind="stable")
+    return {rows[i][0]: float(scores[i]) for i in order}
+
+
+def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dict[int, float],
+          keyword: dict[int, float], k: int, per_doc: int) -> list[Hit]:
+    if not ranked_ids:
+        return []
+    rows = conn.execute(
+        "SELECT c.id, c.doc_id, d.path, d.rel, d.kind, c.heading, c.start_line, c.end_line, c.body "
+        "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ranked_ids),),
+    ).fetchall()
+    by_id = {r[0]: r for r in rows}
+    taken: dict[int, int] = {}
+    hits: list[Hit] = []
+    for chunk_id in ranked_ids:
+        row = by_id.get(chunk_id)  # absent if deleted by a concurrent index run
+        if row is None or taken.get(row[1], 0) >= per_doc:
+            continue
+        taken[row[1]] = taken.get(row[1], 0) + 1
+        hits.append(Hit(path=row[2], rel=row[3], kind=row[4], heading=row[5], start_line=row[6], end_line=row[7],
+                        snippet=_snippet(row[8]), score=score[chunk_id], vector_score=vector.get(chunk_id),
+                        keyword_score=keyword.get(chunk_id), chunk_id=chunk_id))
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _snippet(body: str) -> str:
+    """The chunk's first lines, cut at a line end near SNIPPET_CHARS."""
+    text = body.strip("\n")
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    cut = text.rfind("\n", 0, SNIPPET_CHARS)
+    return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + " …"

@@ -1,0 +1,228 @@
+"""The SQLite side of the knowledge base: one connection, the model binding, and every write.
+
+Each write method is one transaction, so a process killed at any moment leaves either the old or
+the new state of a document, never a mix (SQLite's journal covers the FTS5 and vec0 shadow tables
+too). Writers use BEGIN IMMEDIATE and WAL mode, so searches keep running while an index run writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from mlx_jina.errors import MlxJinaError
+from mlx_jina.kb.connect import Backend, connect
+from mlx_jina.kb.schema import SCHEMA_VERSION, create_vector_table, migrate
+
+CODEC = "bit+int8"  # see mlx_jina/kb/vectors.py
+
+
+class ModelMismatchError(MlxJinaError):
+    """The database was indexed with another model, revision, quantization or size."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the stored vectors were made with; searching with anything else would be meaningless."""
+
+    model_id: str
+    revision: str | None
+    quantization: int | None
+    dimensions: int
+    passage_task: str = "retrieval.passage"
+    query_task: str = "retrieval.query"
+    codec: str = CODEC
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    id: int
+    path: str
+    content_hash: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk ready to write: its text and where it is, plus its encoded vector."""
+
+    seq: int
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+    body: str
+    text_hash: str
+    bits: bytes
+    rescore: bytes
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn, self.backend = connect(path)
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        migrate(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ---- meta and the model binding ---------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def _set_meta(self, conn: Any, values: dict[str, Any]) -> None:
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, None if v is None else str(v)) for k, v in values.items()],
+        )
+
+    def binding(self) -> Binding | None:
+        meta = self.meta()
+        if "model_id" not in meta:
+            return None
+        quant = meta.get("quantization")
+        return Binding(
+            model_id=meta["model_id"], revision=meta.get("revision"),
+            quantization=int(quant) if quant else None, dimensions=int(meta["dimensions"]),
+            passage_task=meta["passage_task"], query_task=meta["query_task"], codec=meta["codec"],
+        )
+
+    def bind(self, wanted: Binding) -> None:
+        """Record the binding in a fresh database; in a bound one, raise if it differs."""
+        current = self.binding()
+        if current is None:
+            with self.transaction() as conn:
+                create_vector_table(conn, wanted.dimensions)
+                self._set_meta(conn, asdict(wanted) | {"created_at": time.time()})
+            return
+        if current != wanted:
+            diff = [f"{f.name}: index has {getattr(current, f.name)!r}, requested {getattr(wanted, f.name)!r}"
+                    for f in fields(Binding) if getattr(current, f.name) != getattr(wanted, f.name)]
+            raise ModelMismatchError(
+                f"{self.path} was indexed with a different model setup ({'; '.join(diff)}). "
+                f"Use --model {current.model_id!r}"
+                + (f" --dims {current.dimensions}" if current.dimensions != wanted.dimensions else "")
+                + " to search it, or re-embed everything with the new one: `mlx-jina index --reembed FOLDER`."
+            )
+
+    def reset(self, wanted: Binding) -> None:
+        """Forget every document and vector and bind to a new model (for --reembed)."""
+        with self.transaction() as conn:
+            conn.execute("DROP TABLE IF EXISTS chunks_vec")
+            conn.execute("DELETE FROM chunks")
+            conn.execute("DELETE FROM documents")
+            conn.execute("DELETE FROM meta")
+            create_vector_table(conn, wanted.dimensions)
+            self._set_meta(conn, asdict(wanted) | {"created_at": time.time()})
+
+    def mark_indexed(self) -> None:
+        with self.transaction() as conn:
+            self._set_meta(conn, {"last_index_at": time.time()})
+
+    # ---- reads the indexer needs -----------------------------------------------------------
+    def documents_under(self, root: Path) -> dict[str, StoredDoc]:
+        """Stored documents whose absolute path lies under `root`, by path."""
+        prefix = str(root).rstrip("/") + "/"
+        rows = self.conn.execute(
+            "SELECT id, path, content_hash, size, mtime FROM documents WHERE substr(path, 1, ?) = ?",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {row[1]: StoredDoc(*row) for row in rows}
+
+    def document(self, path: str) -> StoredDoc | None:
+        row = self.conn.execute(
+            "SELECT id, path, content_hash, size, mtime FROM documents WHERE path = ?", (path,)
+        ).fetchone()
+        return StoredDoc(*row) if row else None
+
+    def vectors_for(self, text_hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
+        """Stored (bits, rescore) of chunks whose embedded text hashes match: reused, not re-embedded."""
+        found: dict[str, tuple[bytes, bytes]] = {}
+        for text_hash in dict.fromkeys(text_hashes):
+            row = self.conn.execute(
+                "SELECT v.embedding, v.rescore FROM chunks c JOIN chunks_vec v ON v.chunk_id = c.id "
+                "WHERE c.text_hash = ? LIMIT 1", (text_hash,)
+            ).fetchone()
+            if row:
+                found[text_hash] = (bytes(row[0]), bytes(row[1]))
+        return found
+
+    # ---- writes: one transaction each ------------------------------------------------------
+    def write_document(self, *, path: str, root: str, rel: str, kind: str, language: str | None,
+                       content_hash: str, size: int, mtime: float, chunks: Sequence[NewChunk]) -> None:
+        """Replace a document's row and all its chunks, FTS rows and vectors."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            values = (root, rel, kind, language, content_hash, size, mtime, time.time())
+            if row:
+                doc_id = row[0]
+                self._delete_chunks(conn, doc_id)
+                conn.execute(
+                    "UPDATE documents SET root=?, rel=?, kind=?, language=?, content_hash=?, size=?, mtime=?, "
+                    "indexed_at=? WHERE id=?", (*values, doc_id))
+            else:
+                doc_id = conn.execute(
+                    "INSERT INTO documents(root, rel, kind, language, content_hash, size, mtime, indexed_at, path) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, path)).lastrowid
+            for c in chunks:
+                chunk_id = conn.execute(
+                    "INSERT INTO chunks(doc_id, seq, heading, start_line, end_line, text, body, text_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc_id, c.seq, c.heading, c.start_line, c.end_line, c.text, c.body, c.text_hash),
+                ).lastrowid
+                conn.execute("INSERT INTO chunks_vec(chunk_id, embedding, rescore) VALUES (?, vec_bit(?), ?)",
+                             (chunk_id, c.bits, c.rescore))
+
+    def move_document(self, doc_id: int, *, path: str, root: str, rel: str, size: int, mtime: float) -> None:
+        """A rename (same bytes, new path): the chunks and vectors stay as they are."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE documents SET path=?, root=?, rel=?, size=?, mtime=? WHERE id=?",
+                         (path, root, rel, size, mtime, doc_id))
+
+    def touch_document(self, doc_id: int, *, size: int, mtime: float) -> None:
+        """Same bytes, new mtime (e.g. `touch`): remember it so the next run skips the hash."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE documents SET size=?, mtime=? WHERE id=?", (size, mtime, doc_id))
+
+    def remove_document(self, doc_id: int) -> None:
+        with self.transaction() as conn:
+            self._delete_chunks(conn, doc_id)
+            conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def _delete_chunks(self, conn: Any, doc_id: int) -> None:
+        # vec0 has no foreign keys and its IN (...) is a full scan: delete row by row
+        ids = [(r[0],) for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        conn.executemany("DELETE FROM chunks_vec WHERE chunk_id = ?", ids)
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    # ---- status ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        meta = self.meta()
+        files, chunks = self.conn.execute(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return {
+            "db": str(self.path), "schema_version": SCHEMA_VERSION, "sqlite": self.backend.describe(),
+            "files": files, "chunks": chunks, "model": meta.get("model_id"), "revision": meta.get("revision"),
+            "quantization": meta.get("quantization"), "dimensions": int(meta["dimensions"]) if "dimensions" in meta
+            else None, "codec": meta.get("codec"), "db_bytes": size,
+            "last_index_at": float(meta["last_index_at"]) if "last_index_at" in meta else None,
+        }
