@@ -77,6 +77,7 @@ class _Packer:
         self.overlap = overlap
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.gap_costs: dict[str, int] = {}
+        self.line_tokens: dict[int, int] = {}
 
     def pack(self, section: Section) -> list[Chunk]:
         header = _fit_header(f"{self.title} > {section.heading}" if section.heading else self.title,
@@ -145,23 +146,34 @@ class _Packer:
             k -= 1
         if k < j - 1:
             return _Unit(units[k + 1].start, units[j - 1].end, used)
-        return self._trailing_words(units[j - 1])
+        return self._trailing_part(units[j - 1])
 
-    def _trailing_words(self, unit: _Unit) -> _Unit | None:
-        """Last words of a unit too big to repeat whole; never its first word."""
-        words = list(_WORD.finditer(self.text, unit.start, unit.end))
-        used, start = 0, None
-        for prev, word in zip(reversed(words[:-1]), reversed(words[1:])):
-            cost = self.count(self.text[prev.end:word.end])
+    def _trailing_part(self, unit: _Unit) -> _Unit | None:
+        """End of a unit too big to repeat whole: its last lines, else its last words."""
+        first, last = self._line(unit.start) - 1, self._line(unit.end - 1) - 1
+        used, k = 0, last
+        while k > first:  # whole lines, counted already, never the unit's first line
+            cost = self._line_count(k) + (self._cost("\n") if k < last else 0)
             if used + cost > self.overlap:
                 break
             used += cost
-            start = word.start()
-        return _Unit(start, unit.end, used) if start is not None else None
+            k -= 1
+        if k < last:
+            return _Unit(self.line_starts[k + 1], unit.end, used)
+        words = [m.start() for m in _WORD.finditer(self.text, max(unit.start, self.line_starts[last]), unit.end)]
+        line_tokens = unit.tokens if first == last else self._line_count(last)
+        per_word = max(1, line_tokens // len(words)) if words else 1
+        n = min(len(words) - 1, self.overlap // per_word)  # never the first word
+        while n > 0:  # usually one count: shrink only if the estimate was low
+            tokens = self.count(self.text[words[-n]:unit.end])
+            if tokens <= self.overlap:
+                return _Unit(words[-n], unit.end, tokens)
+            n //= 2
+        return None
 
     def _fit(self, start: int, end: int, budget: int) -> list[_Unit]:
         """Units covering [start, end) that each fit the budget, cutting at the coarsest level possible."""
-        unit = _Unit(start, end, self.count(self.text[start:end]))
+        unit = _Unit(start, end, self._tokens(start, end))
         if unit.tokens <= budget:
             return [unit]
         return self._split(unit, budget)
@@ -172,8 +184,29 @@ class _Packer:
             out += self._fit(s, e, budget)
         return out
 
+    def _tokens(self, start: int, end: int) -> int:
+        """Tokens of a span, as the sum of its lines' cached counts (each line is counted once)."""
+        first, last = self._line(start) - 1, self._line(end - 1) - 1
+        if first == last and (start, end) != self._line_span(first):
+            return self.count(self.text[start:end])  # part of one long line
+        lines = sum(self._line_count(k) for k in range(first, last + 1))
+        return lines + (last - first) * self._cost("\n")
+
+    def _line_span(self, k: int) -> tuple[int, int]:
+        end = self.line_starts[k + 1] - 1 if k + 1 < len(self.line_starts) else len(self.text)
+        return self.line_starts[k], end
+
+    def _line_count(self, k: int) -> int:
+        if k not in self.line_tokens:
+            s, e = self._line_span(k)
+            self.line_tokens[k] = self.count(self.text[s:e]) if e > s else 0
+        return self.line_tokens[k]
+
     def _gap(self, end: int, start: int) -> int:
-        gap = self.text[end:start]
+        return self._cost(self.text[end:start])
+
+    def _cost(self, gap: str) -> int:
+        """Tokens of the whitespace between units; few distinct strings, so cached."""
         if gap not in self.gap_costs:
             self.gap_costs[gap] = self.count(gap) if gap else 0
         return self.gap_costs[gap]
