@@ -1,0 +1,226 @@
+"""`mlx-jina index | search | status | watch | doctor`: the knowledge base from the shell.
+
+Mirrors mlx_jina.KnowledgeBase; every command takes --db (default: $MLX_JINA_DB or the platform's
+user data folder) and the shared model options. Where the default model cannot be loaded (not in
+the Hugging Face cache, no network) the bundled tiny checkpoint is used, with a loud warning.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+
+from mlx_jina.cli import main
+from mlx_jina.cli.options import load_from_options, model_options
+
+if TYPE_CHECKING:
+    from mlx_jina.embedder import Embedder
+    from mlx_jina.kb import KnowledgeBase
+
+TINY_WARNING = ("warning: the default model {model} could not be loaded:\n  {why}\n"
+                "Using the bundled tiny test checkpoint instead: its results are NOT semantically meaningful.")
+
+
+def db_option(command: Any) -> Any:
+    from mlx_jina.kb.knowledge_base import DB_ENV
+
+    return click.option(
+        "--db", type=click.Path(dir_okay=False, path_type=Path), envvar=DB_ENV, default=None,
+        show_default=f"${DB_ENV}, else ~/.local/share/mlx-jina/index.db (Linux) or "
+                     "~/Library/Application Support/mlx-jina/index.db (macOS)",
+        help="The SQLite file of the index.",
+    )(command)
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """Errors users can fix become one-line CLI errors instead of tracebacks."""
+    from mlx_jina.errors import MlxJinaError
+
+    try:
+        yield
+    except MlxJinaError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _load(model_opts: dict[str, Any]) -> Embedder:
+    """The model the options name; if that is the default and it cannot be had, the tiny one."""
+    try:
+        return load_from_options(**model_opts)
+    except click.ClickException as exc:
+        if click.get_current_context().get_parameter_source("model") is not ParameterSource.DEFAULT:
+            raise
+        from mlx_jina.embedder import TINY_CHECKPOINT
+
+        click.secho(TINY_WARNING.format(model=model_opts["model"], why=exc.message), err=True, fg="yellow")
+        return load_from_options(str(TINY_CHECKPOINT), None, model_opts["quantize"], model_opts["dtype"])
+
+
+def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None) -> KnowledgeBase:
+    from mlx_jina.kb import KnowledgeBase
+
+    return KnowledgeBase(db, model=model, dimensions=dims)
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="seconds") if ts else "never"
+
+
+def _print_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    for item in report.skipped:
+        click.echo(f"skipped {item['path']}: {item['reason']}", err=True)
+    click.echo(f"{report.seen} files seen: {report.added} added, {report.changed} changed, {report.renamed} renamed, "
+               f"{report.removed} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped; "
+               f"{report.chunks_embedded} chunks embedded, {report.chunks_reused} reused")
+
+
+def index_options(command: Any) -> Any:
+    """Options shared by `index` and `watch`."""
+    for option in reversed([
+        click.option("--include", multiple=True, help="Only files matching this gitignore-style glob (repeatable)."),
+        click.option("--exclude", multiple=True, help="Leave out files matching this gitignore-style glob (repeatable)."),
+        click.option("--max-bytes", type=int, default=None, help="Skip files larger than this (default 5 MB)."),
+        click.option("--dims", type=int, default=None, help="Matryoshka size to store (default: the model's full size)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: int | None) -> dict[str, Any]:
+    return {"include": include, "exclude": exclude} | ({"max_bytes": max_bytes} if max_bytes else {})
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reembed", is_flag=True, help="Drop every stored vector and embed again (new model or --dims).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@db_option
+@model_options
+@index_options
+def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: tuple[str, ...],
+          exclude: tuple[str, ...], max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
+    """Index FOLDER: embed new and changed files, follow renames, drop deleted files."""
+    with _clean_errors(), _kb(db, _load(model_opts), dims) as kb:
+        report = kb.index(folder, reembed=reembed, progress=not as_json and sys.stderr.isatty(),
+                          **_index_args(include, exclude, max_bytes))
+    _print_report(report, as_json)
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
+@click.option("--mode", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
+@click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob, e.g. 'work/**'.")
+@click.option("--type", "kinds", multiple=True, help="Only these kinds (markdown, code, pdf...) or extensions (md, py).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), default=None,
+              help="Only files modified on or after this date.")
+@click.option("--per-doc", type=int, default=2, show_default=True, help="At most this many hits per file.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@db_option
+@model_options
+def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[str, ...], since: datetime | None,
+           per_doc: int, as_json: bool, db: Path | None, **model_opts: Any) -> None:
+    """Search the index for QUERY (keyword mode needs no model)."""
+    with _clean_errors(), _kb(db, None if mode == "keyword" else _load(model_opts)) as kb:
+        hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
+                         since=since.timestamp() if since else None, per_doc=per_doc)
+    for rank, hit in enumerate(hits, 1):
+        if as_json:
+            click.echo(json.dumps(hit.as_dict()))
+            continue
+        heading = f"  {hit.heading}" if hit.heading else ""
+        click.echo(click.style(f"{rank:2d}. {hit.score:.4f}  {hit.path}:{hit.start_line}-{hit.end_line}", bold=True)
+                   + heading)
+        click.echo("\n".join("      " + line for line in hit.snippet.splitlines()) + "\n")
+    if not hits and not as_json:
+        click.echo("no results", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+def status(as_json: bool, db: Path | None) -> None:
+    """Files, chunks, model, dimensions, database size and last index time."""
+    with _clean_errors(), _kb(db) as kb:
+        info = kb.status()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    info["db_bytes"] = f"{info['db_bytes'] / 1e6:.1f} MB"
+    info["last_index_at"] = _when(info["last_index_at"])
+    for key, value in info.items():
+        click.echo(f"{key:15s} {value if value is not None else '-'}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--debounce", type=int, default=1600, show_default=True, help="Milliseconds of quiet before re-indexing.")
+@db_option
+@model_options
+@index_options
+def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
+          max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
+    """Index FOLDER, then keep the index current as files change (Ctrl-C stops)."""
+    from mlx_jina.kb.watch import watch as watch_folder
+
+    with _clean_errors(), _kb(db, _load(model_opts), dims) as kb:
+        click.echo(f"watching {folder.resolve()} (Ctrl-C to stop)", err=True)
+        try:
+            watch_folder(kb, folder, debounce_ms=debounce, on_report=lambda r: _print_report(r, False),
+                         **_index_args(include, exclude, max_bytes))
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+def doctor(as_json: bool, db: Path | None) -> None:
+    """What this installation uses: SQLite binding and extensions, BLAS, MLX, default paths."""
+    import platform
+
+    from mlx_jina import _blas
+    from mlx_jina.cli.options import MODEL_ENV
+    from mlx_jina.kb.connect import probe
+    from mlx_jina.kb.knowledge_base import default_db_path
+    from mlx_jina.package import package_info
+
+    report: dict[str, Any] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "platform": platform.platform(),
+        "sqlite_bindings": dict(probe()),
+    }
+    with _clean_errors():
+        from mlx_jina.kb.connect import backend
+
+        report["sqlite_used"] = backend().describe()
+    report["blas"] = _blas.status
+    try:
+        import mlx.core as mx
+
+        report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
+    except Exception as exc:  # noqa: BLE001 - a broken MLX is exactly what doctor should show
+        report["mlx"] = f"unusable: {exc}"
+    report["db"] = str(db or default_db_path())
+    report["model"] = f"{package_info().default_model} (override with --model or ${MODEL_ENV})"
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for key, value in report.items():
+        if isinstance(value, dict):
+            click.echo(key)
+            for name, state in value.items():
+                click.echo(f"  {name:18s} {state}")
+        else:
+            click.echo(f"{key:18s} {value}")
