@@ -80,7 +80,7 @@ def html_to_text(html: str) -> str:
     for verbatim, group in groupby(parser.out, key=lambda seg: seg[1]):
         text = "".join(seg[0] for seg in group)
         if verbatim:
-            parts.append("\n".join(line.rstrip() for line in text.strip("\n").split("\n")))
+            parts.append("\n".join(line.rstrip() for line in text.split("\n")).strip("\n"))
         else:
             parts.append("\n".join(line.strip() for line in text.split("\n")))
     return re.sub(r"\n{3,}", "\n\n", "".join(parts)).strip("\n") + "\n"

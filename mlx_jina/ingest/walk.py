@@ -74,6 +74,8 @@ def scan(
         raise InputError(f"not a folder: {root}")
     walker = _Walker(root, list(include), list(exclude), max_bytes)
     yield from walker.walk_dir(root, "", [], (_identity(root),))
+    while walker.linked:  # symlinked folders last, so a real folder is never reported as a duplicate
+        yield from walker.enter(*walker.linked.pop(0))
 
 
 class _Walker:
@@ -84,6 +86,7 @@ class _Walker:
         self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude)
         self.max_bytes = max_bytes
         self.seen_dirs: set[tuple[int, int]] = {_identity(root)}
+        self.linked: list[tuple[Path, str, os.stat_result, list[_Ignore], tuple[tuple[int, int], ...]]] = []
 
     def walk_dir(
         self, folder: Path, rel: str, ignores: list[_Ignore], ancestors: tuple[tuple[int, int], ...]
@@ -110,11 +113,15 @@ class _Walker:
                 yield Skipped(child_rel, f"unreadable: {_why(e)}")
                 continue
             if stat.S_ISDIR(st.st_mode):
-                yield from self._enter(Path(entry.path), child_rel + "/", st, ignores, ancestors)
+                args = (Path(entry.path), child_rel + "/", st, ignores, ancestors)
+                if entry.is_symlink():
+                    self.linked.append(args)
+                else:
+                    yield from self.enter(*args)
             else:
                 yield self._file(Path(entry.path), child_rel, st, ignores)
 
-    def _enter(
+    def enter(
         self, folder: Path, rel: str, st: os.stat_result, ignores: list[_Ignore],
         ancestors: tuple[tuple[int, int], ...],
     ) -> Iterator[FileEntry | Skipped]:
