@@ -15,11 +15,16 @@ from mlx_jina.batching import plan_batches
 from mlx_jina.checkpoint import LoadedCheckpoint, load_checkpoint
 from mlx_jina.embedding_types import check_embedding_type, finalize
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
-from mlx_jina.model import AdapterChoice
+from mlx_jina.merging import merged_copy
+from mlx_jina.model import AdapterChoice, Qwen3Encoder
 from mlx_jina.package import TaskSpec, package_info
 
 DEFAULT_BATCH_TOKENS = 8192
-AdapterMode = Literal["auto", "per-row", "shared"]
+ADAPTER_MODES = ("auto", "per-row", "shared", "merged")
+AdapterMode = Literal["auto", "per-row", "shared", "merged"]
+#: In "auto" mode a single-task call of at least this many tokens runs on merged weights
+#: (building them costs about one forward pass of this size; later calls reuse them).
+MERGE_MIN_TOKENS = 16384
 
 
 def _bundled(name: str) -> Path:
@@ -45,6 +50,7 @@ class Embedder:
         self.folder = folder
         self._loaded = loaded
         self._dtype = dtype
+        self._merged: tuple[str, Qwen3Encoder] | None = None  # (adapter, encoder) of the fused mode
         self._adapter_ids = {name: i for i, name in enumerate(loaded.adapters)}
         pkg = package_info()
         usable = loaded.adapters or (loaded.merged_adapter,)
@@ -91,22 +97,45 @@ class Embedder:
     def embed_ids(self, ids: Sequence[Sequence[int]], tasks: Sequence[str], *,
                   batch_tokens: int = DEFAULT_BATCH_TOKENS, adapter_mode: AdapterMode = "auto") -> np.ndarray:
         """Forward passes over length-sorted, token-budgeted batches; rows come back in input
-        order as raw (unsliced, unnormalised) float32 vectors."""
-        if adapter_mode not in ("auto", "per-row", "shared"):
-            raise InputError(f"adapter_mode {adapter_mode!r} is not one of 'auto', 'per-row', 'shared'")
+        order as raw (unsliced, unnormalised) float32 vectors.
+
+        adapter_mode: "per-row" gathers each row's LoRA pair (any task mix in one pass);
+        "shared" applies one unmerged adapter to a single-task batch with plain matmuls;
+        "merged" runs a fused copy with the adapter merged in (single task, float base);
+        "auto" picks merged for large single-task calls, else shared or per-row per batch."""
+        if adapter_mode not in ADAPTER_MODES:
+            raise InputError(f"adapter_mode {adapter_mode!r} is not one of {list(ADAPTER_MODES)}")
+        adapters = [self.tasks[t].adapter for t in tasks]
+        if adapter_mode in ("shared", "merged") and len(set(adapters)) > 1:
+            raise InputError(f"adapter_mode={adapter_mode!r} needs a single task; use 'auto' for mixed tasks")
+        model = self._model_for(adapters, sum(map(len, ids)), adapter_mode)
         out = np.empty((len(ids), self.dimensions[-1]), dtype=np.float32)
         for batch in plan_batches([len(r) for r in ids], batch_tokens):
-            adapters = [self.tasks[tasks[i]].adapter for i in batch]
-            if adapter_mode == "shared" and len(set(adapters)) > 1:
-                raise InputError("adapter_mode='shared' needs one adapter per batch; use 'auto' for mixed tasks")
             lengths = [len(ids[i]) for i in batch]
             padded = np.zeros((len(batch), max(lengths)), dtype=np.int32)
             for row, i in enumerate(batch):
                 padded[row, : lengths[row]] = ids[i]
-            pooled = self.model(mx.array(padded), mx.array(lengths, dtype=mx.int32),
-                                self._adapter_choice(adapters, adapter_mode))
+            choice = None if model is not self.model else self._adapter_choice([adapters[i] for i in batch],
+                                                                                 adapter_mode)
+            pooled = model(mx.array(padded), mx.array(lengths, dtype=mx.int32), choice)
             out[batch] = np.array(pooled.astype(mx.float32))
         return out
+
+    def _model_for(self, adapters: list[str], tokens: int, mode: AdapterMode) -> Qwen3Encoder:
+        """The fused copy when merged mode applies, else the shared model with its LoRA banks."""
+        single = len(set(adapters)) == 1
+        cached = self._merged is not None and single and self._merged[0] == adapters[0]
+        wanted = mode == "merged" or (
+            mode == "auto" and single and self._loaded.quantization is None and (cached or tokens >= MERGE_MIN_TOKENS)
+        )
+        if not wanted or not self._adapter_ids or not adapters:
+            return self.model
+        if not cached:
+            if self._loaded.quantization is not None:
+                raise InputError("adapter_mode='merged' needs a float base; this one is quantized")
+            self._merged = None  # free the previous copy before building the next
+            self._merged = (adapters[0], merged_copy(self.model, self._adapter_ids[adapters[0]]))
+        return self._merged[1]
 
     def _adapter_choice(self, adapters: list[str], mode: AdapterMode) -> AdapterChoice:
         if not self._adapter_ids:  # merged checkpoint: the task is in the weights

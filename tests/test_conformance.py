@@ -70,3 +70,9 @@ def test_matryoshka_slices_then_normalises(tiny, golden, golden_texts, dims):
 def test_unnormalised_output_is_the_raw_pooled_vector(tiny, golden, golden_texts):
     raw = tiny.encode(golden_texts, task="text-matching", normalized=False)
     np.testing.assert_allclose(raw, golden["text-matching"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["retrieval.query", "classification"])
+def test_fused_merged_mode_matches_reference(tiny, golden, golden_texts, task):
+    got = tiny.encode(golden_texts, task=task, adapter_mode="merged")
+    assert np.sum(got * unit(golden[task]), axis=1).min() >= 0.99999

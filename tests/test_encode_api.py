@@ -90,3 +90,18 @@ def test_base64_is_little_endian_float32(tiny):
     b64 = tiny.encode(TEXTS, task="text-matching", dimensions=32, embedding_type="base64")
     decoded = np.stack([np.frombuffer(base64.b64decode(s), dtype="<f4") for s in b64])
     np.testing.assert_array_equal(decoded, f32)
+
+
+def test_single_task_modes_refuse_mixed_tasks(tiny):
+    for mode in ("shared", "merged"):
+        with pytest.raises(InputError, match="needs a single task"):
+            tiny.encode(["a", "b"], task=["retrieval.query", "clustering"], adapter_mode=mode)
+
+
+def test_merged_mode_needs_a_float_base(tiny_path):
+    import mlx_jina
+
+    quantized = mlx_jina.load(tiny_path, quantize=8)
+    with pytest.raises(InputError, match="needs a float base"):
+        quantized.encode(["a"], task="clustering", adapter_mode="merged")
+    assert quantized.encode(["a"], task="clustering").shape == (1, 128)  # auto never merges it
