@@ -16,6 +16,10 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+#: Most attention scores (floats) one SDPA call may hold; longer inputs attend in query blocks,
+#: so a 32K-token text needs ~1 GB for scores instead of 64 GB.
+ATTENTION_SCORE_BUDGET = 1 << 28
+
 #: One adapter for the whole batch (int), one per row (int32 array [B]), or none (merged checkpoints).
 AdapterChoice = int | mx.array | None
 
@@ -123,8 +127,24 @@ class Attention(Projections):
         q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))  # [B, heads, L, D]
         q = mx.fast.rope(q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
         k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
-        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal" if L > 1 else None)
+        o = self.attend(q, k, v)
         return self.project("o_proj", o.transpose(0, 2, 1, 3).reshape(B, L, -1), adapter)
+
+
+    def attend(self, q: mx.array, k: mx.array, v: mx.array) -> mx.array:
+        """Causal SDPA, in query blocks when the full score matrix would be too large. MLX's
+        "causal" mask aligns the last query with the last key, so block [s, e) over keys [0, e)
+        is exactly rows s..e-1 of the full causal attention."""
+        B, H, L, _ = q.shape
+        block = max(256, ATTENTION_SCORE_BUDGET // (B * H * L))
+        if L <= block:
+            return mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal" if L > 1 else None)
+        parts = []
+        for start in range(0, L, block):
+            end = min(start + block, L)
+            parts.append(mx.fast.scaled_dot_product_attention(
+                q[:, :, start:end], k[:, :, :end], v[:, :, :end], scale=self.scale, mask="causal"))
+        return mx.concatenate(parts, axis=2)
 
 
 class MLP(Projections):

@@ -3,6 +3,7 @@ whose outputs weights/make_golden.py stored for the tiny checkpoint."""
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
 import pytest
 
@@ -76,3 +77,15 @@ def test_unnormalised_output_is_the_raw_pooled_vector(tiny, golden, golden_texts
 def test_fused_merged_mode_matches_reference(tiny, golden, golden_texts, task):
     got = tiny.encode(golden_texts, task=task, adapter_mode="merged")
     assert np.sum(got * unit(golden[task]), axis=1).min() >= 0.99999
+
+
+def test_blockwise_attention_for_long_inputs_matches_reference(tiny, golden, golden_texts, monkeypatch):
+    monkeypatch.setattr("mlx_jina.model.ATTENTION_SCORE_BUDGET", 1024)  # 256-row query blocks
+    got = tiny.encode(golden_texts, task="retrieval.passage")
+    assert np.sum(got * unit(golden["retrieval.passage"]), axis=1).min() >= 0.99999
+    query_rows = []
+    original = mx.fast.scaled_dot_product_attention
+    monkeypatch.setattr(mx.fast, "scaled_dot_product_attention",
+                        lambda q, *a, **k: query_rows.append(q.shape[2]) or original(q, *a, **k))
+    tiny.encode([golden_texts[-1]], task="retrieval.passage")
+    assert max(query_rows) == 256 and len(query_rows) > 2  # the long text really went through query blocks
