@@ -15,3 +15,4 @@ def main() -> None:
 from mlx_jina.cli import embed  # noqa: E402,F401  (registers commands)
 from mlx_jina.cli import kb  # noqa: E402,F401  (registers commands)
 from mlx_jina.cli import bench  # noqa: E402,F401
+from mlx_jina.cli import serve  # noqa: E402,F401

@@ -1,0 +1,154 @@
+"""The Starlette app: routes, limits, error mapping. Model work goes through the micro-batcher
+(embeddings) or straight to the model thread (knowledge-base search)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
+from mlx_jina.errors import InputError, InputTooLongError
+from mlx_jina.kb import KnowledgeBase, ModelMismatchError
+from mlx_jina.package import package_info
+from mlx_jina.server.batcher import MicroBatcher
+from mlx_jina.server.config import ServerConfig
+from mlx_jina.server.errors import ApiError, error_response
+from mlx_jina.server.requests import ModelNotFound, parse_embeddings, parse_search
+from mlx_jina.server.responses import embeddings_body, models_body, search_body
+from mlx_jina.server.security import RequestGuard
+from mlx_jina.server.worker import ModelWorker
+
+
+def served_names(model: Embedder) -> tuple[str, ...]:
+    """The served model's name first (the checkpoint's folder or repo name), then the aliases a
+    request's `model` may use: the full id, and the Jina API's name of the model family."""
+    family = package_info().default_model.split("/")[-1]
+    return tuple(dict.fromkeys([Path(model.model_id).name, model.model_id, family]))
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The decoded JSON body; 413 past `limit` bytes (checked while reading, not after)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "REQUEST_TOO_LARGE", f"request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "REQUEST_TOO_LARGE", f"request body is over the limit of {limit} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested arrays
+        raise ApiError(400, "INPUT_INVALID_JSON", f"request body is not valid JSON: {exc}") from None
+
+
+def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfig(),
+               kb: KnowledgeBase | None = None) -> Starlette:
+    """The ASGI app. kb: a knowledge base opened on the worker's thread, for POST /v1/search."""
+    model = worker.model
+    names = served_names(model)
+    created = int(time.time())
+    max_body = int(config.max_body_mb * 1024 * 1024)
+    batch_tokens = config.max_batch_tokens or DEFAULT_BATCH_TOKENS
+    embed_ids = functools.partial(model.embed_ids, batch_tokens=batch_tokens)
+    batcher = MicroBatcher(lambda ids, tasks: worker.run(embed_ids, ids, tasks),
+                           max_batch_tokens=batch_tokens, max_wait_s=config.batch_wait_ms / 1000)
+
+    async def embeddings(request: Request) -> Response:
+        body = await read_json(request, max_body)
+        with client_errors(model.max_length):
+            job = parse_embeddings(body, model, names=names, max_inputs=config.max_inputs)
+            ids = await run_in_threadpool(model.tokenize, job.texts, job.tasks, truncate=job.truncate)
+        raw = await batcher.embed(ids, job.tasks)
+        return JSONResponse(embeddings_body(job, raw, prompt_tokens=sum(map(len, ids)), model_name=names[0]))
+
+    async def search(request: Request) -> Response:
+        assert kb is not None  # the route exists only with a knowledge base
+        body = await read_json(request, max_body)
+        with client_errors(model.max_length):
+            job = parse_search(body)
+            hits = await worker.run(functools.partial(
+                kb.search, job.query, k=job.k, mode=job.mode, path=job.path, kinds=job.kinds, since=job.since,
+                per_doc=job.per_doc))
+        return JSONResponse(search_body(job.query, hits))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": names[0], "search": kb is not None,
+                             "batching": asdict(batcher.stats)})
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(models_body(model.info, names, created))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+    ]
+    if kb is not None:
+        routes.append(Route("/v1/search", search, methods=["POST"]))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard, loopback_only=config.loopback_only, api_token=config.api_token)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
+    )
+
+
+@contextlib.contextmanager
+def client_errors(max_length: int) -> Iterator[None]:
+    """Errors about the request -> 4xx ApiErrors, with the Jina API's codes where it has one."""
+    try:
+        yield
+    except InputTooLongError as exc:
+        raise ApiError(400, "INPUT_TOKEN_LIMIT_EXCEEDED",
+                       f"Input text exceeds the model's maximum of {max_length} tokens. Use 'truncate: true' "
+                       f"to automatically truncate, or split into smaller chunks. ({exc})") from None
+    except ModelNotFound as exc:
+        raise ApiError(400, "INPUT_MODEL_NOT_FOUND", str(exc)) from None
+    except InputError as exc:
+        raise ApiError(400, "INPUT_INVALID", str(exc)) from None
+    except ModelMismatchError as exc:
+        raise ApiError(409, "MODEL_MISMATCH", str(exc)) from None
+
+
+_HTTP_CODES = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = f"{exc.detail}: {request.method} {request.url.path}"
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"), detail, exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}: {exc}")
