@@ -40,6 +40,7 @@ class _Unit:
     start: int
     end: int
     tokens: int
+    heading: bool = False  # a heading line, which should not end a chunk
 
 
 def chunk_document(
@@ -52,15 +53,17 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunks of `doc` whose `text` (header "title > heading path" + body) is <= max_tokens.
 
-    Consecutive chunks of one section share about `overlap_tokens` of text. Deterministic.
+    Consecutive chunks of one section share up to `overlap_tokens` (at most max_tokens // 4)
+    of trailing text. Deterministic.
     """
     if max_tokens < MIN_MAX_TOKENS:
         raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
-    if not 0 <= overlap_tokens < max_tokens // 2:
-        raise ValueError(f"overlap_tokens must be in [0, {max_tokens // 2}), got {overlap_tokens}")
+    if overlap_tokens < 0:
+        raise ValueError(f"overlap_tokens must be >= 0, got {overlap_tokens}")
     if not doc.text.strip():
         return []
-    packer = _Packer(doc.text, title, count_tokens, max_tokens, overlap_tokens)
+    overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text
+    packer = _Packer(doc.text, title, count_tokens, max_tokens, overlap)
     lines = doc.text.split("\n")
     out: list[Chunk] = []
     for section in sections(lines, doc.kind):
@@ -90,12 +93,18 @@ class _Packer:
             end = self.line_starts[block.end] - 1 if block.end < len(self.line_starts) else len(self.text)
             while end > start and self.text[end - 1].isspace():  # an unclosed fence may end in blanks
                 end -= 1
-            units += self._fit(start, end, budget)
+            if block.heading:
+                units.append(_Unit(start, end, self._tokens(start, end), heading=True))
+            else:
+                units += self._fit(start, end, budget)
         chunks: list[Chunk] = []
         i = 0
         lead: _Unit | None = None  # overlap carried from the previous chunk
         while i < len(units):
             j, lead = self._greedy(units, i, lead, budget)
+            if j < len(units) and units[j - 1].heading and units[j].end - units[j].start > 1:
+                units[j:j + 1] = self._split(units[j], budget)  # pull the start of the text up to its heading
+                continue
             start = lead.start if lead else units[i].start
             j, fits = self._shrink(units, i, j, start, prefix)
             if not fits and (lead or units[i].end - units[i].start > 1):

@@ -26,6 +26,7 @@ class Block:
 
     start: int
     end: int
+    heading: bool = False  # the heading line(s) themselves
 
 
 @dataclass
@@ -124,10 +125,10 @@ def _markdown_sections(lines: list[str]) -> list[Section]:
         elif atx := _ATX.match(line):
             close_para(i)
             title = _ATX_CLOSING.sub("", atx.group(2) or "").strip()
-            open_section(len(atx.group(1)), title, Block(i, i + 1))
+            open_section(len(atx.group(1)), title, Block(i, i + 1, heading=True))
         elif para == i - 1 and (setext := _SETEXT.match(line)) and not _NOT_SETEXT_TEXT.match(lines[i - 1]):
             para = None  # a one-line paragraph underlined with === or --- is a heading
-            open_section(1 if setext.group(1)[0] == "=" else 2, lines[i - 1].strip(), Block(i - 1, i + 1))
+            open_section(1 if setext.group(1)[0] == "=" else 2, lines[i - 1].strip(), Block(i - 1, i + 1, heading=True))
         else:
             if para is None:
                 para = i
