@@ -274,7 +274,7 @@ def test_bad_limits():
 def test_examples_end_to_end():
     headings = set()
     for item in scan(EXAMPLES):
-        assert isinstance(item, FileEntry)  or item.rel == "scratch/"
+        assert isinstance(item, FileEntry) or item.rel == "scratch/"
         if not isinstance(item, FileEntry):
             continue
         doc = read_document(item.path)

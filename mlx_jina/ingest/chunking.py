@@ -3,8 +3,9 @@
 Each section (text under one Markdown heading) is packed greedily from its blocks
 (paragraphs, fenced code, top-level code units). A block larger than the budget is cut
 into paragraphs, then lines, then sentences, then words, then characters, so no text is
-ever dropped. Tokens are counted once per block and summed; the final text of each chunk
-is counted once more to guarantee the limit, because tokenizers are not exactly additive.
+ever dropped. Tokens are counted once per line and summed (linear in the file size); the
+final text of each chunk is counted once more to guarantee the limit, because tokenizers
+are not exactly additive. A heading line is never left alone at the end of a chunk.
 """
 
 from __future__ import annotations
