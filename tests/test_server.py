@@ -112,7 +112,7 @@ def test_normalized_false_returns_raw_pooled(client: httpx.Client, tiny: Embedde
     assert not np.allclose(np.linalg.norm(got, axis=1), 1.0)
 
 
-@pytest.mark.parametrize("embedding_type", ["float", "base64", "binary", "ubinary"])
+@pytest.mark.parametrize("embedding_type", ["float", "base64", "binary", "ubinary", "int8", "float16"])
 def test_each_embedding_type(client: httpx.Client, tiny: Embedder, embedding_type: str) -> None:
     body = embed(client, input=TEXTS, embedding_type=embedding_type, dimensions=32)
     expected = tiny.encode(TEXTS, task="text-matching", dimensions=32, embedding_type=embedding_type)
@@ -120,8 +120,10 @@ def test_each_embedding_type(client: httpx.Client, tiny: Embedder, embedding_typ
     if embedding_type == "base64":  # little-endian float32, as OpenAI's encoding_format=base64
         decoded = [np.frombuffer(base64.b64decode(s), dtype="<f4") for s in got]
         np.testing.assert_allclose(decoded, tiny.encode(TEXTS, task="text-matching", dimensions=32), atol=1e-5)
-    elif embedding_type == "float":
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+    elif embedding_type in ("float", "float16"):
+        np.testing.assert_allclose(got, expected.astype(np.float32), atol=1e-3 if embedding_type == "float16" else 1e-5)
+    elif embedding_type == "int8":  # an extension: per-vector scaled int8, one JSON int per dimension
+        assert np.abs(np.array(got) - expected.astype(np.int64)).max() <= 1 and len(got[0]) == 32
     else:  # 32 dims -> 4 packed bytes per text, as JSON ints (int8 for binary, uint8 for ubinary)
         assert np.array_equal(np.array(got), expected.astype(np.int64)) and len(got[0]) == 4
 
@@ -146,10 +148,10 @@ def test_truncate(client: httpx.Client, tiny: Embedder) -> None:
 
 
 # ---- the OpenAI request ------------------------------------------------------------------------
-def test_openai_request(client: httpx.Client, tiny: Embedder) -> None:
+def test_openai_request(client: httpx.Client, tiny: Embedder, tiny_path: Path) -> None:
     body = embed(client, model="jina-embeddings-v5-text-small", input=TEXTS, encoding_format="float", user="u1")
     np.testing.assert_allclose(vectors(body), tiny.encode(TEXTS, task="text-matching"), atol=1e-5)
-    b64 = embed(client, model="jina-v5-tiny", input=TEXTS, encoding_format="base64", dimensions=64)
+    b64 = embed(client, model=str(tiny_path), input=TEXTS, encoding_format="base64", dimensions=64)
     decoded = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in b64["data"]])
     np.testing.assert_allclose(decoded, tiny.encode(TEXTS, task="text-matching", dimensions=64), atol=1e-5)
     n = prompt_tokens(tiny, TEXTS, "text-matching")
@@ -217,6 +219,7 @@ ERROR_CASES = {
     "no token": (_post({"input": "a"}, auth=False), 401, "AUTH_MISSING_API_KEY"),
     "wrong token": (_post({"input": "a"}, headers={"Authorization": "Bearer nope"}), 401, "AUTH_INVALID_API_KEY"),
     "DNS rebinding": (_post({"input": "a"}, headers={"Host": "evil.example:8765"}), 403, "FORBIDDEN_HOST"),
+    "unparsable Host": (_post({"input": "a"}, headers={"Host": "[::1"}), 403, "FORBIDDEN_HOST"),
     "search: no query": (_post({"k": 3}, path="/v1/search"), 400, "INPUT_INVALID"),
     "search: bad k": (_post({"query": "eggs", "k": 0}, path="/v1/search"), 400, "INPUT_INVALID"),
     "search: bad mode": (_post({"query": "eggs", "mode": "fuzzy"}, path="/v1/search"), 400, "INPUT_INVALID"),

@@ -13,6 +13,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlx_jina.server.errors import error_response
@@ -43,6 +44,14 @@ def check_bind(host: str, *, allow_remote: bool, api_token: str | None) -> None:
         raise ValueError(f"--allow-remote on {host!r} needs an API token (--api-token or $MLX_JINA_API_TOKEN)")
 
 
+def _host_name(header: str) -> str:
+    """The name in a Host header ("[::1]:8765" -> "::1"); "" if it does not parse."""
+    try:
+        return urlsplit("//" + header).hostname or ""
+    except ValueError:
+        return ""
+
+
 class RequestGuard:
     """ASGI middleware: Host header check (loopback binds) and bearer token (when one is set)."""
 
@@ -59,9 +68,9 @@ class RequestGuard:
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: Headers, path: str):  # -> JSONResponse | None
+    def _refusal(self, headers: Headers, path: str) -> Response | None:
         if self.loopback_only:
-            host = urlsplit("//" + headers.get("host", "")).hostname or ""
+            host = _host_name(headers.get("host", ""))
             if not is_loopback(host):
                 return error_response(403, "FORBIDDEN_HOST", f"Host {host!r} is not a loopback name; this "
                                       "server only answers requests addressed to localhost/127.0.0.1/[::1]")
