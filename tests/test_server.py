@@ -74,6 +74,7 @@ def prompt_tokens(model: Embedder, texts: list[str], task: str, truncate: bool =
 def test_health_and_models(client: httpx.Client, tiny: Embedder) -> None:
     health = client.get("/health")  # open without the token
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["search"] is True
+    assert not any(h.lower().startswith("access-control-") for h in health.headers)  # no CORS
     assert client.get("/v1/models").status_code == 401
     models = client.get("/v1/models", headers=AUTH).json()
     [entry] = models["data"]
@@ -137,6 +138,8 @@ def test_embedding_type_list_gives_an_object_per_item(client: httpx.Client) -> N
         assert emb["ubinary"] == np.packbits(floats > 0).tolist()
         assert emb["binary"] == [b - 128 for b in emb["ubinary"]]
         assert np.array_equal(np.frombuffer(base64.b64decode(emb["base64"]), dtype="<f4"), floats)
+    one = embed(client, input="a", embedding_type=["ubinary"])["data"][0]["embedding"]
+    assert set(one) == {"ubinary"} and len(one["ubinary"]) == 128 // 8
 
 
 def test_truncate(client: httpx.Client, tiny: Embedder) -> None:
@@ -151,10 +154,11 @@ def test_truncate(client: httpx.Client, tiny: Embedder) -> None:
 def test_openai_request(client: httpx.Client, tiny: Embedder, tiny_path: Path) -> None:
     body = embed(client, model="jina-embeddings-v5-text-small", input=TEXTS, encoding_format="float", user="u1")
     np.testing.assert_allclose(vectors(body), tiny.encode(TEXTS, task="text-matching"), atol=1e-5)
-    b64 = embed(client, model=str(tiny_path), input=TEXTS, encoding_format="base64", dimensions=64)
+    b64 = embed(client, model=str(tiny_path), input=TEXTS, encoding_format="base64", dimensions=64,
+                task="retrieval.passage")  # a Jina field in an OpenAI request (the SDK's extra_body)
     decoded = np.array([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in b64["data"]])
-    np.testing.assert_allclose(decoded, tiny.encode(TEXTS, task="text-matching", dimensions=64), atol=1e-5)
-    n = prompt_tokens(tiny, TEXTS, "text-matching")
+    np.testing.assert_allclose(decoded, tiny.encode(TEXTS, task="retrieval.passage", dimensions=64), atol=1e-5)
+    n = prompt_tokens(tiny, TEXTS, "retrieval.passage")
     assert b64["usage"] == {"prompt_tokens": n, "total_tokens": n}
 
 
