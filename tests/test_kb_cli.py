@@ -75,7 +75,8 @@ def test_unreachable_default_model_falls_back_to_the_tiny_checkpoint(notes, tmp_
     result = run("index", str(notes), "--db", str(tmp_path / "kb.db"), "--json")
     assert result.exit_code == 0, result.output
     assert "NOT semantically meaningful" in result.stderr and json.loads(result.stdout)["added"] == 2
-    explicit = run("index", str(notes), "--db", str(tmp_path / "kb2.db"), "--model", "jinaai/jina-embeddings-v5-text-small")
+    explicit = run("index", str(notes), "--db", str(tmp_path / "kb2.db"),
+                   "--model", "jinaai/jina-embeddings-v5-text-small")
     assert explicit.exit_code == 1 and "NOT semantically" not in explicit.output  # asked for it: no silent swap
 
 

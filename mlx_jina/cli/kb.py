@@ -88,10 +88,10 @@ def _print_report(report: Any, as_json: bool) -> None:
 def index_options(command: Any) -> Any:
     """Options shared by `index` and `watch`."""
     for option in reversed([
-        click.option("--include", multiple=True, help="Only files matching this gitignore-style glob (repeatable)."),
-        click.option("--exclude", multiple=True, help="Leave out files matching this gitignore-style glob (repeatable)."),
+        click.option("--include", multiple=True, help="Only files matching this gitignore-style glob."),
+        click.option("--exclude", multiple=True, help="Leave out files matching this gitignore-style glob."),
         click.option("--max-bytes", type=int, default=None, help="Skip files larger than this (default 5 MB)."),
-        click.option("--dims", type=int, default=None, help="Matryoshka size to store (default: the model's full size)."),
+        click.option("--dims", type=int, default=None, help="Matryoshka size to store (default: full)."),
     ]):
         command = option(command)
     return command
@@ -122,7 +122,7 @@ def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: 
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--mode", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
 @click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob, e.g. 'work/**'.")
-@click.option("--type", "kinds", multiple=True, help="Only these kinds (markdown, code, pdf...) or extensions (md, py).")
+@click.option("--type", "kinds", multiple=True, help="Only these kinds (markdown, code, pdf) or extensions (md, py).")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), default=None,
               help="Only files modified on or after this date.")
 @click.option("--per-doc", type=int, default=2, show_default=True, help="At most this many hits per file.")

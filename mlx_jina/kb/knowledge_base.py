@@ -75,7 +75,8 @@ class KnowledgeBase:
         bound = self.store.binding()
         dims = self._dimensions or (bound.dimensions if bound else info["dimensions"])
         if dims not in info["matryoshka_dimensions"]:
-            raise InputError(f"dimensions={dims} is not a Matryoshka size of this model: {info['matryoshka_dimensions']}")
+            sizes = info["matryoshka_dimensions"]
+            raise InputError(f"dimensions={dims} is not a Matryoshka size of this model: {sizes}")
         model_id = info["model_id"]
         if Path(model_id).expanduser().is_dir():  # local folder: compare by real location
             model_id = str(Path(model_id).expanduser().resolve())

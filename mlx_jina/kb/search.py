@@ -83,7 +83,7 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
         raise InputError(f"mode {mode!r} is not one of {list(MODES)}")
     if k < 1 or per_doc < 1:
         raise InputError("k and per_doc must be at least 1")
-    n = vectors.candidates(k * per_doc)
+    n = vectors.candidates(k)
     keyword = _keyword(conn, query, filters, n) if mode != "vector" else {}
     vector = _vector(conn, query_vector, filters, n) if mode != "keyword" else {}
     if mode == "hybrid":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx_jina.errors import MlxJinaError
-from mlx_jina.kb.connect import Backend, connect
+from mlx_jina.kb.connect import connect
 from mlx_jina.kb.schema import SCHEMA_VERSION, create_vector_table, migrate
 
 CODEC = "bit+int8"  # see mlx_jina/kb/vectors.py
