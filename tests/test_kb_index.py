@@ -212,6 +212,9 @@ def test_model_or_dims_mismatch_is_a_clear_error_and_reembed_fixes_it(tmp_path, 
         assert kb.search("login", mode="keyword")  # keyword search needs no model
     with KnowledgeBase(db) as kb:  # no model given: the one the index was built with
         assert kb.search("login", k=1)[0].rel == "work/login.md"
+        assert kb.status()["dimensions"] == 64
+    with KnowledgeBase(db, model=tiny) as kb:  # re-embedding without --dims: the model's full size again
+        assert kb.index(notes, reembed=True).added == 3 and kb.status()["dimensions"] == 128
 
 
 def test_add_and_remove_single_files(kb, notes):

@@ -74,11 +74,11 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="seconds") if ts else "never"
 
 
-def _print_report(report: Any, as_json: bool) -> None:
+def _print_report(report: Any, as_json: bool, *, list_skipped: bool = True) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict()))
         return
-    for item in report.skipped:
+    for item in report.skipped if list_skipped else ():
         click.echo(f"skipped {item['path']}: {item['reason']}", err=True)
     click.echo(f"{report.seen} files seen: {report.added} added, {report.changed} changed, {report.renamed} renamed, "
                f"{report.removed} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped; "
@@ -177,8 +177,13 @@ def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...]
     with _clean_errors(), _kb(db, _load(model_opts), dims) as kb:
         click.echo(f"watching {folder.resolve()} (Ctrl-C to stop)", err=True)
         try:
-            watch_folder(kb, folder, debounce_ms=debounce, on_report=lambda r: _print_report(r, False),
-                         **_index_args(include, exclude, max_bytes))
+            reports: list[Any] = []  # skipped files are listed once, not on every change
+
+            def show(report: Any) -> None:
+                _print_report(report, False, list_skipped=not reports)
+                reports.append(report)
+
+            watch_folder(kb, folder, debounce_ms=debounce, on_report=show, **_index_args(include, exclude, max_bytes))
         except KeyboardInterrupt:
             pass
 

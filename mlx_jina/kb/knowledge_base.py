@@ -63,16 +63,18 @@ class KnowledgeBase:
                 bound = self.store.binding()
                 name = self._model or (bound.model_id if bound else None)
                 args = dict(self._load_args)
-                if self._model is None and bound and args["revision"] is None:
-                    args["revision"] = bound.revision
+                if self._model is None and bound:
+                    args["revision"] = args["revision"] or bound.revision
+                    args["quantize"] = args["quantize"] or bound.quantization
                 self._embedder = load(name, **args)
             else:
                 self._embedder = self._model
         return self._embedder
 
-    def wanted_binding(self) -> Binding:
+    def wanted_binding(self, *, fresh: bool = False) -> Binding:
+        """What this model and size would record; fresh: ignore the database's current binding."""
         info = self.embedder.info
-        bound = self.store.binding()
+        bound = None if fresh else self.store.binding()
         dims = self._dimensions or (bound.dimensions if bound else info["dimensions"])
         if dims not in info["matryoshka_dimensions"]:
             sizes = info["matryoshka_dimensions"]
@@ -95,7 +97,7 @@ class KnowledgeBase:
         """Sync the index with `folder`: embed new and changed files, move renamed ones, drop deleted.
         reembed: forget every stored vector first (to switch models or dimensions)."""
         if reembed:
-            self.store.reset(self.wanted_binding())
+            self.store.reset(self.wanted_binding(fresh=True))
         return self._indexer().sync(Path(folder), include=include, exclude=exclude, max_bytes=max_bytes,
                                     progress=progress, ignore=self._own_files())
 
