@@ -104,8 +104,10 @@ def time_calls(call: Callable[[], Any], *, warmup: int, repeats: int, progress: 
 
 def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: int, adapter_mode: AdapterMode,
                warmup: int, repeats: int, peak_gflops: float, lora_rank: int | None,
-               reference: Callable[[Workload], Any] | None = None) -> list[RowResult]:
-    """Time every workload on MLX (and on `reference`, a callable returning vectors, if given)."""
+               reference: Callable[[Workload], Any] | None = None,
+               on_row: Callable[[RowResult], None] = lambda _: None) -> list[RowResult]:
+    """Time every workload on MLX (and on `reference`, a callable returning vectors, if given);
+    `on_row` sees each row as soon as it is measured (long runs keep what they measured)."""
     args = embedder.model.args
     runs = len(workloads) * repeats * (2 if reference else 1)
     results = []
@@ -134,6 +136,7 @@ def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: i
                                  "min_cos": min_cosine(vectors, ref_vectors)}
                 row.max_rss_mb = max_rss_mb()
             results.append(row)
+            on_row(row)
     return results
 
 

@@ -53,15 +53,20 @@ def bench(as_json: bool, compare: str | None, adapter_mode: str, batch_tokens: i
         peaks["torch"] = torch_matmul_gflops(args.hidden_size, args.intermediate_size, PEAK_TOKENS)
     banks = embedder.model.layers[0].self_attn.lora
     rank = banks["q_proj"].a.shape[1] if banks else None
-    results = bench_rows(embedder, workloads, batch_tokens=batch_tokens or DEFAULT_BATCH_TOKENS,
-                         adapter_mode=adapter_mode, warmup=warmup, repeats=repeats, peak_gflops=max(peaks.values()),
-                         lora_rank=rank, reference=reference)
     report = {"machine": machine(), "weights": weights, "dtype": embedder.info["dtype"],
               "quantize": embedder.info["quantization"], "adapter_mode": adapter_mode,
               "batch_tokens": batch_tokens or DEFAULT_BATCH_TOKENS, "repeats": repeats, "warmup": warmup,
-              "matmul_peak_gflops": peaks, "timed": "token ids -> pooled vectors (tokenization excluded)",
-              "rows": [asdict(r) for r in results]}
-    click.echo(json.dumps(report, indent=2) if as_json else _table(report))
+              "matmul_peak_gflops": peaks, "timed": "token ids -> pooled vectors (tokenization excluded)"}
+    if not as_json:
+        click.echo(_header(report, compare=reference is not None))
+    results = bench_rows(embedder, workloads, batch_tokens=batch_tokens or DEFAULT_BATCH_TOKENS,
+                         adapter_mode=adapter_mode, warmup=warmup, repeats=repeats, peak_gflops=max(peaks.values()),
+                         lora_rank=rank, reference=reference,
+                         on_row=lambda row: None if as_json else click.echo(_line(asdict(row))))
+    if as_json:
+        click.echo(json.dumps(report | {"rows": [asdict(r) for r in results]}, indent=2))
+    elif reference is not None:
+        click.echo("speedup = torch mean / MLX mean (>1: MLX faster); min cos = worst row agreement of the two paths")
 
 
 def _embedder(model: str, revision: str | None, quantize: str | None, dtype: str | None) -> tuple[Any, str]:
@@ -97,10 +102,13 @@ def _local_folder(model: str, revision: str | None) -> Path | None:
         return None
 
 
-def _table(report: dict[str, Any]) -> str:
+def _header(report: dict[str, Any], *, compare: bool) -> str:
     m, peaks = report["machine"], report["matmul_peak_gflops"]
-    compare = any(r["reference"] for r in report["rows"])
-    lines = [
+    head = f"{'row':<12}{'batch':>6}{'tokens':>8}{'mean ms':>10}{'p50 ms':>10}{'tok/s':>9}{'GFLOP/s':>9}{'%peak':>7}" \
+           f"{'MLX MB':>8}{'RSS MB':>8}"
+    if compare:
+        head += f"{'torch ms':>10}{'torch tok/s':>12}{'speedup':>9}{'min cos':>9}"
+    return "\n".join([
         f"machine: {m['cpu']} ({m['cores']} cores, load {m['load_avg_1m']} at start), {m['platform']}, "
         f"MLX {m['mlx']} on {m['device']}",
         f"BLAS: {m['blas']}",
@@ -108,21 +116,14 @@ def _table(report: dict[str, Any]) -> str:
         f"adapter mode {report['adapter_mode']}, batch tokens {report['batch_tokens']}",
         "float32 matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()),
         f"timed: {report['timed']}; {report['warmup']} warmup + {report['repeats']} timed runs per row",
-        "",
-    ]
-    head = f"{'row':<12}{'batch':>6}{'tokens':>8}{'mean ms':>10}{'p50 ms':>10}{'tok/s':>9}{'GFLOP/s':>9}{'%peak':>7}" \
-           f"{'MLX MB':>8}{'RSS MB':>8}"
-    if compare:
-        head += f"{'torch ms':>10}{'torch tok/s':>12}{'speedup':>9}{'min cos':>9}"
-    lines.append(head)
-    for r in report["rows"]:
-        line = (f"{r['name']:<12}{r['batch']:>6}{r['tokens']:>8}{r['mean_ms']:>10.1f}{r['p50_ms']:>10.1f}"
-                f"{r['tokens_per_s']:>9.1f}{r['gflops']:>9.1f}{r['pct_peak']:>7.1f}{r['peak_mem_mb']:>8.0f}"
-                f"{r['max_rss_mb']:>8.0f}")
-        if r["reference"]:
-            t = r["reference"]
-            line += f"{t['mean_ms']:>10.1f}{t['tokens_per_s']:>12.1f}{t['speedup']:>8.2f}x{t['min_cos']:>9.5f}"
-        lines.append(line)
-    if compare:
-        lines.append("speedup = torch mean / MLX mean (>1: MLX faster); min cos = worst row agreement of the two paths")
-    return "\n".join(lines)
+        "", head])
+
+
+def _line(r: dict[str, Any]) -> str:
+    line = (f"{r['name']:<12}{r['batch']:>6}{r['tokens']:>8}{r['mean_ms']:>10.1f}{r['p50_ms']:>10.1f}"
+            f"{r['tokens_per_s']:>9.1f}{r['gflops']:>9.1f}{r['pct_peak']:>7.1f}{r['peak_mem_mb']:>8.0f}"
+            f"{r['max_rss_mb']:>8.0f}")
+    if r["reference"]:
+        t = r["reference"]
+        line += f"{t['mean_ms']:>10.1f}{t['tokens_per_s']:>12.1f}{t['speedup']:>8.2f}x{t['min_cos']:>9.5f}"
+    return line
