@@ -35,18 +35,21 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
         warnings.warn(f"{name}: no pinned revision is known (Package.toml); using the hub's 'main'", stacklevel=3)
     rev = pinned or "main"
     ignore = _IGNORE + _other_precisions(quantize, spec)
-    from huggingface_hub import snapshot_download
+    import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore)), spec, rev
+        folder = huggingface_hub.snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore)
+        return Path(folder), spec, rev
     except LocalEntryNotFoundError:
-        pass
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise ModelLoadError(f"{name}@{rev} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. "
+                                 "Download it once online, or pass a local checkpoint folder.") from None
     licence = f"\n{package_info().weights_license_note}" if spec else ""
     print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
           file=sys.stderr)
     try:
-        folder = snapshot_download(name, revision=rev, ignore_patterns=ignore)
+        folder = huggingface_hub.snapshot_download(name, revision=rev, ignore_patterns=ignore)
     except Exception as exc:  # network, auth, missing repo: all mean "not available here"
         raise ModelLoadError(
             f"{name}@{rev} is not in the local Hugging Face cache and could not be downloaded "

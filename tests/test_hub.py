@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shutil
 
+import huggingface_hub
 import pytest
 from huggingface_hub import constants
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 import mlx_jina
 from conftest import TINY
@@ -54,6 +56,40 @@ def test_unpinned_repo_warns_and_uses_main(hub_cache):
 
 
 def test_uncached_repo_offline_is_a_clear_error(hub_cache, capsys):
-    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache.*local checkpoint folder"):
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
         mlx_jina.load(package_info().default_model)
-    assert "CC BY-NC 4.0" in capsys.readouterr().err  # the licence is shown before any download
+    assert "Downloading" not in capsys.readouterr().err
+
+
+def test_first_download_shows_the_licence_and_fetches_only_what_is_needed(hub_cache, monkeypatch, capsys):
+    """The network is simulated: the second snapshot_download call is where a real download happens."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    repo = "jinaai/jina-embeddings-v5-text-small-retrieval-mlx"
+    calls = []
+
+    def fake_snapshot_download(repo_id, *, revision, ignore_patterns, local_files_only=False):
+        calls.append((local_files_only, ignore_patterns))
+        if local_files_only:
+            raise LocalEntryNotFoundError("not cached")
+        return str(TINY / "jina-v5-tiny-retrieval-mlx")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    with pytest.warns(UserWarning, match="no pinned revision"):
+        model = mlx_jina.load(repo, quantize=4)
+    assert "CC BY-NC 4.0" in capsys.readouterr().err
+    assert [c[0] for c in calls] == [True, False]
+    ignored = calls[-1][1]
+    assert "model.safetensors" in ignored and "model-8bit.safetensors" in ignored  # only the 4-bit file is fetched
+    assert "model-4bit.safetensors" not in ignored and "onnx/*" in ignored
+    assert model.info["weights_file"] == "model-4bit.safetensors"
+
+
+def test_network_failure_is_a_clear_error(hub_cache, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def failing(repo_id, *, local_files_only=False, **kwargs):
+        raise LocalEntryNotFoundError("not cached") if local_files_only else OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
+    with pytest.raises(ModelLoadError, match="could not be downloaded.*Name or service not known"):
+        mlx_jina.load(package_info().default_model)
