@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlx_jina.kb import KnowledgeBase
+from mlx_jina.kb.connect import backend
 from mlx_jina.kb.watch import watch
 
 N_FILES = 400  # one short chunk each: several embedding batches, a few seconds of writing
@@ -39,11 +39,17 @@ def index_process(notes: Path, db: Path, model: Path) -> subprocess.Popen:
 
 
 def documents_in(db: Path) -> int:
-    """Count with a plain sqlite3 reader, as any SQLite tool would (0 while the file is not ready)."""
+    """Count with a read-only connection (0 while the file is not ready). It must come from the same
+    SQLite library as the other connections of this process: two copies of SQLite in one process
+    do not see each other's POSIX locks, and closing one drops the other's."""
+    sqlite = backend().module
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        conn = sqlite.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
             return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-    except sqlite3.OperationalError:
+        finally:
+            conn.close()
+    except sqlite.OperationalError:
         return 0
 
 

@@ -4,6 +4,8 @@ Many Pythons' `sqlite3` cannot load extensions (macOS system Python, python.org 
 builds: no `enable_load_extension`). We try, in order: the stdlib `sqlite3`, `sqlean.py` (a
 dependency: a drop-in `sqlite3` with its own SQLite), `pysqlite3` (Linux wheels), and stop at the
 first that loads sqlite-vec and has FTS5. $MLX_JINA_SQLITE=sqlite3|sqlean|pysqlite3 forces one.
+One process must not open the same file through two of them: each bundles its own SQLite, and two
+SQLite copies in one process drop each other's POSIX locks (other processes and tools are fine).
 """
 
 from __future__ import annotations

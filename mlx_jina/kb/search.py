@@ -21,6 +21,8 @@ from mlx_jina.kb import vectors
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
+COMMON_TERM_SHARE = 0.05  # of all chunks ...
+COMMON_TERM_MIN = 1000  # ... and at least this many: small indexes are fast anyway, keep every term
 SNIPPET_CHARS = 300
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -101,10 +103,10 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
 def _keyword(conn: Any, query: str, filters: Filters, n: int) -> dict[int, float]:
     """chunk id -> -BM25 (higher is better), best first. Query words are quoted and OR-ed, so
     natural-language questions work and FTS5 syntax characters cannot break the query."""
-    words = _WORD.findall(query)
-    if not words:
+    terms = _informative(conn, ['"' + w.replace('"', '""') + '"' for w in dict.fromkeys(_WORD.findall(query))])
+    if not terms:
         return {}
-    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
+    match = " OR ".join(terms)
     where, params = filters.sql()
     rows = conn.execute(
         "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
@@ -112,6 +114,20 @@ def _keyword(conn: Any, query: str, filters: Filters, n: int) -> dict[int, float
         (match, *params, n),
     ).fetchall()
     return {chunk_id: -score for chunk_id, score in rows}
+
+
+def _informative(conn: Any, terms: list[str]) -> list[str]:
+    """Drop terms found in many chunks ("the", "return"...): BM25 gives them little weight, but
+    OR-ing them makes FTS5 rank most of the table (bench, 50k chunks, 8-word queries: 128 ms ->
+    ~35 ms). Language-agnostic, unlike a stopword list. If every term is common, the rarest stays."""
+    if len(terms) < 2:
+        return terms
+    total = conn.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
+    counts = {t: conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
+              for t in terms}
+    limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN)
+    kept = [t for t in terms if 0 < counts[t] <= limit]
+    return kept or [min(terms, key=counts.__getitem__)]
 
 
 def _vector(conn: Any, query_vector: np.ndarray | None, filters: Filters, n: int) -> dict[int, float]:

@@ -18,7 +18,7 @@ import numpy as np
 from mlx_jina.embedding_types import finalize, to_sqlite_vec_bits
 
 #: KNN candidates fetched per result wanted, before rescoring (sqlite-vec caps k at 4096).
-OVERSAMPLE = 10
+OVERSAMPLE = 20
 MIN_CANDIDATES = 100
 MAX_CANDIDATES = 4096
 
