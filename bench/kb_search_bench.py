@@ -10,8 +10,10 @@ docstrings from the Python standard library and installed packages. Vectors are 
 Besides the product path (what `KnowledgeBase.search(mode="vector")` runs), it compares rescoring
 stores per chunk: hamming only, float query against the unpacked bits, per-vector int8, per-dimension
 calibrated int8 and float16, at several oversampling factors; that table backs the choice in
-mlx_jina/kb/vectors.py. 1024-d latency is measured on the same 100k rows projected to 1024-d by a
-fixed random rotation (latency does not depend on the data's meaning).
+mlx_jina/kb/vectors.py. The 1024-d run (the real model's size: 128 B of bits + 1024 B of int8 per
+chunk) times search over --scale synthetic clustered vectors: latency only, as timing does not
+depend on meaning but recall does. Query embedding time is not included. `--chunks 50000` reuses
+the first cached shards when the full 100k have not been embedded yet (~45 min on 2 busy cores).
 """
 
 from __future__ import annotations
