@@ -3,10 +3,13 @@ huggingface_hub at the revision pinned in Package.toml, then served from the cac
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import sys
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlx_jina.errors import ModelLoadError
 from mlx_jina.package import RepoSpec, package_info
@@ -45,6 +48,10 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
         if huggingface_hub.constants.HF_HUB_OFFLINE:
             raise ModelLoadError(f"{name}@{rev} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. "
                                  "Download it once online, or pass a local checkpoint folder.") from None
+    unreachable = _unreachable(huggingface_hub.constants.ENDPOINT)
+    if unreachable:
+        raise ModelLoadError(f"{name}@{rev} is not in the local Hugging Face cache and the hub is unreachable "
+                             f"({unreachable}). Connect once, or pass a local checkpoint folder.")
     licence = f"\n{package_info().weights_license_note}" if spec else ""
     print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
           file=sys.stderr)
@@ -56,6 +63,19 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
             f"({type(exc).__name__}: {exc}). Connect once, or pass a local checkpoint folder."
         ) from exc
     return Path(folder), spec, rev
+
+
+def _unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached, found in seconds (huggingface_hub itself retries for ~25 s).
+    None when it answers, or when a proxy is configured (then the download itself decides)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlsplit(endpoint)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"{url.hostname}: {exc.strerror or exc}"
+    return None
 
 
 def _other_precisions(quantize: int | None, spec: RepoSpec | None) -> list[str]:

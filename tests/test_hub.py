@@ -74,6 +74,7 @@ def test_first_download_shows_the_licence_and_fetches_only_what_is_needed(hub_ca
         return str(TINY / "jina-v5-tiny-retrieval-mlx")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr("mlx_jina.hub._unreachable", lambda endpoint: None)
     with pytest.warns(UserWarning, match="no pinned revision"):
         model = mlx_jina.load(repo, quantize=4)
     assert "CC BY-NC 4.0" in capsys.readouterr().err
@@ -91,5 +92,15 @@ def test_network_failure_is_a_clear_error(hub_cache, monkeypatch):
         raise LocalEntryNotFoundError("not cached") if local_files_only else OSError("Name or service not known")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
+    monkeypatch.setattr("mlx_jina.hub._unreachable", lambda endpoint: None)
     with pytest.raises(ModelLoadError, match="could not be downloaded.*Name or service not known"):
+        mlx_jina.load(package_info().default_model)
+
+
+def test_unreachable_hub_fails_fast(hub_cache, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")  # .invalid never resolves (RFC 2606)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with pytest.raises(ModelLoadError, match=r"hub is unreachable \(hub.invalid: "):
         mlx_jina.load(package_info().default_model)
