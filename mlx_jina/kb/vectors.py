@@ -5,21 +5,21 @@ Hamming KNN, and an int8 copy (D bytes, scaled per vector by 127/max|v|, so no c
 needed and incremental indexing never re-quantizes) for rescoring the KNN candidates with the
 float query. Cosine against the int8 copy is within ~1e-3 of float cosine.
 
-Measured by bench/kb_search_bench.py: 50k real sentence embeddings (all-MiniLM-L6-v2, 384-d,
+Measured by bench/kb_search_bench.py: 100k real sentence embeddings (all-MiniLM-L6-v2, 384-d,
 Python docstring paragraphs), 300 held-out queries, recall@10 against exact float search, the same
 sqlite-vec Hamming candidates reranked by each stored form (candidates = 10 x factor):
 
     stored per chunk          bytes (384-d)   x1     x4     x10    x20    x40
-    Hamming only                  48          0.474  0.474  0.474  0.474  0.474
-    float query . sign bits       48          0.474  0.602  0.622  0.622  0.623
-    int8, per-vector scale       432          0.474  0.792  0.920  0.964  0.988
-    int8, per-dim calibrated     432          0.474  0.793  0.920  0.963  0.986
-    float16                      816          0.474  0.793  0.922  0.966  0.991
+    Hamming only                  48          0.504  0.504  0.504  0.504  0.504
+    float query . sign bits       48          0.504  0.636  0.651  0.653  0.653
+    int8, per-vector scale       432          0.504  0.823  0.932  0.968  0.987
+    int8, per-dim calibrated     432          0.504  0.822  0.929  0.962  0.980
+    float16                      816          0.504  0.823  0.933  0.970  0.990
 
-The float query against the bits tops out near 0.62 whatever the oversampling; int8 reaches float16's
+The float query against the bits tops out near 0.65 whatever the oversampling; int8 reaches float16's
 recall at half its bytes, and per-vector scaling equals corpus calibration without needing a
 calibration set. Hence bits + per-vector int8 (D/8 + D bytes: 1152 B at 1024-d) and 20x
-oversampling (0.964 here; 384 bits are a harder case than the 1024 the real model stores).
+oversampling (0.968 here; 384 bits are a harder case than the 1024 the real model stores).
 """
 
 from __future__ import annotations
