@@ -86,10 +86,11 @@ def test_db_location_defaults_and_env(tmp_path, monkeypatch):
     if default_db_path().parent.parent != tmp_path / "data":
         pytest.skip("not an XDG platform")
     assert default_db_path() == tmp_path / "data" / "mlx-jina" / "index.db"
-    status = json.loads(run("status", "--json").stdout)
-    assert status["db"] == str(tmp_path / "data" / "mlx-jina" / "index.db") and status["files"] == 0
+    missing = run("status", "--json")  # status and search never create a database
+    assert missing.exit_code == 1 and f"no index at {tmp_path / 'data' / 'mlx-jina' / 'index.db'}" in missing.output
+    assert not default_db_path().exists()
     elsewhere = tmp_path / "elsewhere.db"
-    assert json.loads(run("status", "--json", env={"MLX_JINA_DB": str(elsewhere)}).stdout)["db"] == str(elsewhere)
+    assert f"no index at {elsewhere}" in run("search", "x", env={"MLX_JINA_DB": str(elsewhere)}).output
 
 
 def test_doctor_says_which_sqlite_binding_is_used():

@@ -101,13 +101,16 @@ def test_edit_rename_delete(kb, notes):
     assert docs == 2 and chunks == vecs == fts < before[1]
 
 
-def test_copy_of_a_file_reuses_vectors(kb, notes):
+def test_copy_of_a_file_is_embedded_with_its_own_path_as_context(kb, notes):
     kb.index(notes)
-    shutil.copy(notes / "work" / "login.md", notes / "home" / "login.md")  # same name: same chunk texts
+    shutil.copy(notes / "work" / "login.md", notes / "home" / "login.md")
     report = kb.index(notes)
-    assert (report.added, report.chunks_embedded) == (1, 0) and report.chunks_reused >= 2
+    copied = kb.store.conn.execute(
+        "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.rel = 'home/login.md'").fetchall()
+    assert report.added == 1 and report.chunks_embedded == len(copied) >= 2
+    assert all(text.startswith("home/login.md") for (text,) in copied)  # the header names the folder too
     assert counts(kb)[0] == 4
-    assert {h.rel for h in kb.search("session cookie", mode="vector", k=4)} >= {"work/login.md", "home/login.md"}
+    assert {h.rel for h in kb.search("session cookie", mode="keyword", k=4)} >= {"work/login.md", "home/login.md"}
 
 
 def test_bad_inputs_are_reported_and_skipped(kb, notes, tmp_path, monkeypatch):

@@ -64,10 +64,25 @@ def _load(model_opts: dict[str, Any]) -> Embedder:
         return load_from_options(str(TINY_CHECKPOINT), None, model_opts["quantize"], model_opts["dtype"])
 
 
-def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None) -> KnowledgeBase:
+def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None, *,
+        must_exist: bool = False) -> KnowledgeBase:
     from mlx_jina.kb import KnowledgeBase
+    from mlx_jina.kb.knowledge_base import default_db_path
 
-    return KnowledgeBase(db, model=model, dimensions=dims)
+    path = db or default_db_path()
+    if must_exist and not path.exists():
+        raise click.ClickException(f"no index at {path}: build one with `mlx-jina index FOLDER` (or pass --db)")
+    return KnowledgeBase(path, model=model, dimensions=dims)
+
+
+def _warn_if_tiny(kb: KnowledgeBase) -> None:
+    """Label results of an index built with the bundled tiny checkpoint (the offline fallback)."""
+    from mlx_jina.embedder import TINY_CHECKPOINT
+
+    bound = kb.store.binding()
+    if bound and bound.model_id == str(TINY_CHECKPOINT.resolve()):
+        click.secho("warning: this index was built with the bundled tiny test checkpoint: "
+                    "vector scores are NOT semantically meaningful.", err=True, fg="yellow")
 
 
 def _when(ts: float | None) -> str:
@@ -131,8 +146,14 @@ def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: 
 @model_options
 def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[str, ...], since: datetime | None,
            per_doc: int, as_json: bool, db: Path | None, **model_opts: Any) -> None:
-    """Search the index for QUERY (keyword mode needs no model)."""
-    with _clean_errors(), _kb(db, None if mode == "keyword" else _load(model_opts)) as kb:
+    """Search the index for QUERY. Without --model, queries use the model the index was built
+    with; keyword mode needs no model."""
+    explicit = click.get_current_context().get_parameter_source("model") is not ParameterSource.DEFAULT
+    with _clean_errors():
+        model = load_from_options(**model_opts) if explicit and mode != "keyword" else None
+    with _clean_errors(), _kb(db, model, must_exist=True) as kb:
+        if model is None and mode != "keyword":
+            _warn_if_tiny(kb)
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
                          since=since.timestamp() if since else None, per_doc=per_doc)
     for rank, hit in enumerate(hits, 1):
@@ -152,7 +173,7 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
 @db_option
 def status(as_json: bool, db: Path | None) -> None:
     """Files, chunks, model, dimensions, database size and last index time."""
-    with _clean_errors(), _kb(db) as kb:
+    with _clean_errors(), _kb(db, must_exist=True) as kb:
         info = kb.status()
     if as_json:
         click.echo(json.dumps(info))

@@ -141,7 +141,7 @@ class Indexer:
                 bar.update(1)
                 continue
             p.kind, p.language = doc.kind, doc.language
-            p.chunks = [c for c in chunk_document(doc, title=p.entry.path.name, count_tokens=self._count,
+            p.chunks = [c for c in chunk_document(doc, title=p.entry.rel, count_tokens=self._count,
                                                   max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
                         if c.text.strip()]
             batch.append(p)
