@@ -3,6 +3,13 @@ budget counted with padding, so padding waste stays small and memory stays bound
 
 from __future__ import annotations
 
+from typing import Literal
+
+#: How a forward pass applies the task adapters (see Embedder.embed_ids); kept here, free of mlx,
+#: so the CLI can list them without importing the model code.
+ADAPTER_MODES = ("auto", "per-row", "shared", "merged")
+AdapterMode = Literal["auto", "per-row", "shared", "merged"]
+
 #: A row shorter than this fraction of its batch's longest row starts a new batch (unless the
 #: padding it would add is tiny), so padding never dominates a batch.
 MIN_FILL = 0.75

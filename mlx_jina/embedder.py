@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import mlx.core as mx
 import numpy as np
 from tokenizers import Tokenizer
 
 from mlx_jina import hub
-from mlx_jina.batching import plan_batches
+from mlx_jina.batching import ADAPTER_MODES, AdapterMode, plan_batches
 from mlx_jina.checkpoint import LoadedCheckpoint, load_checkpoint
 from mlx_jina.embedding_types import check_embedding_type, finalize
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
@@ -20,8 +20,6 @@ from mlx_jina.model import AdapterChoice, Qwen3Encoder
 from mlx_jina.package import TaskSpec, package_info
 
 DEFAULT_BATCH_TOKENS = 8192
-ADAPTER_MODES = ("auto", "per-row", "shared", "merged")
-AdapterMode = Literal["auto", "per-row", "shared", "merged"]
 #: In "auto" mode a single-task call of at least this many tokens runs on merged weights
 #: (building them costs about one forward pass of this size; later calls reuse them).
 MERGE_MIN_TOKENS = 16384

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from mlx_jina import _blas
 from mlx_jina.bench.workloads import Workload
-from mlx_jina.embedder import AdapterMode, Embedder
+from mlx_jina.batching import AdapterMode
+from mlx_jina.embedder import Embedder
 from mlx_jina.model import ModelArgs
 
 PEAK_TOKENS = 2048  # rows of the GEMM used to measure the matmul peak (a long batch's MLP shape)
@@ -77,14 +78,14 @@ def _seconds(call: Callable[[], object]) -> float:
 
 
 def run_mlx(embedder: Embedder, workload: Workload, *, batch_tokens: int, adapter_mode: AdapterMode) -> np.ndarray:
-    """Embed a workload's ids. 'shared' on mixed tasks does what a user must do without per-row
-    adapters: one call per adapter group."""
-    if adapter_mode != "shared":
+    """Embed a workload's ids. 'shared' or 'merged' on mixed tasks does what a user must do without
+    per-row adapters: one call per adapter group."""
+    if adapter_mode in ("auto", "per-row"):
         return embedder.embed_ids(workload.ids, workload.tasks, batch_tokens=batch_tokens, adapter_mode=adapter_mode)
     out = np.empty((len(workload.ids), embedder.dimensions[-1]), dtype=np.float32)
     for rows in workload.groups(lambda t: embedder.tasks[t].adapter).values():
         out[rows] = embedder.embed_ids([workload.ids[r] for r in rows], [workload.tasks[r] for r in rows],
-                                       batch_tokens=batch_tokens, adapter_mode="shared")
+                                       batch_tokens=batch_tokens, adapter_mode=adapter_mode)
     return out
 
 

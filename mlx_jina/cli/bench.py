@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from mlx_jina.batching import ADAPTER_MODES
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
 
@@ -18,9 +19,9 @@ from mlx_jina.cli.options import load_from_options, model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--compare", type=click.Choice(["torch"]), default=None,
               help="Also run the reference path (transformers Qwen3Model + unmerged PEFT) on the same inputs.")
-@click.option("--adapter-mode", type=click.Choice(["auto", "per-row", "shared"]), default="auto", show_default=True,
-              help="per-row: one pass mixes adapters; shared: one pass per adapter group; auto: shared when "
-                   "a batch has one adapter.")
+@click.option("--adapter-mode", type=click.Choice(ADAPTER_MODES), default="auto", show_default=True,
+              help="per-row: one pass mixes adapters; shared: one pass per adapter group; merged: the same "
+                   "on fused (adapter-merged) weights; auto: as encode() picks.")
 @click.option("--batch-tokens", type=int, default=None, help="Token budget per forward pass (with padding).")
 @click.option("--rows", default=None, help="Comma-separated subset of rows by name (as in the table), e.g. query,short-8.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed runs per row.")
