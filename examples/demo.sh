@@ -10,6 +10,6 @@ PYTHON="${PYTHON:-python3}"
 export MLX_JINA_DB="${MLX_JINA_DB:-$PWD/examples/notes.db}"
 run() { echo "\$ mlx-jina $*" >&2; .venv/bin/mlx-jina "$@"; }
 run index examples/notes
-run search "how did we fix the login bug" -k 3
+run search "fix for the login bug" -k 3
 run search "what should I check on my bike every month" -k 3
 run status

@@ -79,6 +79,15 @@ def test_unreachable_default_model_falls_back_to_the_tiny_checkpoint(notes, tmp_
                    "--model", "jinaai/jina-embeddings-v5-text-small")
     assert explicit.exit_code == 1 and "NOT semantically" not in explicit.output  # asked for it: no silent swap
 
+    # Searching that index needs no download: it uses the index's model, by keywords unless told otherwise.
+    default = run("search", "session cookie", "--db", str(tmp_path / "kb.db"), "--json")
+    assert default.exit_code == 0, default.output
+    assert "searching by keywords only" in default.stderr
+    assert {json.loads(line)["vector_score"] for line in default.stdout.splitlines()} == {None}
+    hybrid = run("search", "session cookie", "--db", str(tmp_path / "kb.db"), "--json", "--mode", "hybrid")
+    assert hybrid.exit_code == 0 and "vector scores are NOT semantically meaningful" in hybrid.stderr
+    assert any(json.loads(line)["vector_score"] is not None for line in hybrid.stdout.splitlines())
+
 
 def test_db_location_defaults_and_env(tmp_path, monkeypatch):
     monkeypatch.delenv("MLX_JINA_DB", raising=False)

@@ -75,14 +75,12 @@ def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None,
     return KnowledgeBase(path, model=model, dimensions=dims)
 
 
-def _warn_if_tiny(kb: KnowledgeBase) -> None:
-    """Label results of an index built with the bundled tiny checkpoint (the offline fallback)."""
+def _built_with_tiny(kb: KnowledgeBase) -> bool:
+    """Whether the index was built with the bundled tiny checkpoint (the offline fallback)."""
     from mlx_jina.embedder import TINY_CHECKPOINT
 
     bound = kb.store.binding()
-    if bound and bound.model_id == str(TINY_CHECKPOINT.resolve()):
-        click.secho("warning: this index was built with the bundled tiny test checkpoint: "
-                    "vector scores are NOT semantically meaningful.", err=True, fg="yellow")
+    return bool(bound and bound.model_id == str(TINY_CHECKPOINT.resolve()))
 
 
 def _when(ts: float | None) -> str:
@@ -148,12 +146,20 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
            per_doc: int, as_json: bool, db: Path | None, **model_opts: Any) -> None:
     """Search the index for QUERY. Without --model, queries use the model the index was built
     with; keyword mode needs no model."""
-    explicit = click.get_current_context().get_parameter_source("model") is not ParameterSource.DEFAULT
+    context = click.get_current_context()
+    explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
     with _clean_errors():
         model = load_from_options(**model_opts) if explicit and mode != "keyword" else None
     with _clean_errors(), _kb(db, model, must_exist=True) as kb:
-        if model is None and mode != "keyword":
-            _warn_if_tiny(kb)
+        if model is None and mode != "keyword" and _built_with_tiny(kb):
+            if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
+                mode = "keyword"
+                click.secho("note: this index was built with the bundled tiny test checkpoint, whose vectors are NOT "
+                            "semantically meaningful: searching by keywords only (--mode hybrid to mix them in).",
+                            err=True, fg="yellow")
+            else:
+                click.secho("warning: this index was built with the bundled tiny test checkpoint: vector scores are "
+                            "NOT semantically meaningful.", err=True, fg="yellow")
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
                          since=since.timestamp() if since else None, per_doc=per_doc)
     for rank, hit in enumerate(hits, 1):
