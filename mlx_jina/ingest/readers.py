@@ -87,7 +87,7 @@ def read_document(path: Path) -> Document:
     kind = kind_of(path)
     if kind is None:
         raise UnreadableFile(f"unsupported file type '{path.suffix or path.name}'")
-    data = _read_bytes(path)
+    data = read_bytes(path)
     if kind == "pdf":
         return Document(_pdf_text(data), "pdf")
     text = _decode(data)
@@ -96,7 +96,8 @@ def read_document(path: Path) -> Document:
     return Document(text, kind, language_of(path) if kind == "code" else None)
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes, or UnreadableFile with the reason every caller reports."""
     try:
         with open(path, "rb") as f:
             return f.read()

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlx_jina.ingest import DEFAULT_MAX_BYTES, FileEntry, Skipped, UnreadableFile, chunk_document, read_document, scan
+from mlx_jina.ingest import (DEFAULT_MAX_BYTES, FileEntry, Skipped, UnreadableFile, chunk_document, read_bytes,
+                             read_document, scan)
 from mlx_jina.kb import vectors
 from mlx_jina.kb.store import NewChunk, Store, StoredDoc
 
@@ -88,9 +89,9 @@ class Indexer:
                 report.unchanged += 1
                 continue
             try:
-                digest = hashlib.sha256(item.path.read_bytes()).hexdigest()
-            except OSError as exc:
-                report.skipped.append({"path": item.rel, "reason": _os_reason(exc)})
+                digest = hashlib.sha256(read_bytes(item.path)).hexdigest()
+            except UnreadableFile as exc:
+                report.skipped.append({"path": item.rel, "reason": exc.reason})
                 continue
             present.add(str(item.path))
             if old and old.content_hash == digest:
@@ -184,10 +185,3 @@ class Indexer:
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file vanished"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return f"unreadable: {exc.strerror or exc}"
