@@ -8,12 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlx_jina import _blas
-from mlx_jina.errors import InputError, InputTooLongError, MlxJinaError, ModelLoadError
+from mlx_jina.errors import (InputError, InputTooLongError, MlxJinaError, ModelLoadError, ModelMismatchError,
+                             ModelNotFound, SchemaError, ServerStartError, SQLiteUnavailableError, UnreadableFile)
 
 _blas.preload()
 
 __version__ = "0.1.0"
-__all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError"]
+__all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",
+           "ModelMismatchError", "ModelNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
+           "UnreadableFile"]
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder, load

@@ -1,4 +1,8 @@
-"""Errors users can catch. Every bad input gets one of these with a message naming the problem."""
+"""Every error mlx-jina raises on purpose, in one place, all exported from `mlx_jina`.
+
+Each carries a message naming the problem. Catch `MlxJinaError` for all of them; `InputError` is also
+a `ValueError`. (How the HTTP server maps them to status codes is `mlx_jina.server.errors`'s job.)
+"""
 
 
 class MlxJinaError(Exception):
@@ -6,12 +10,41 @@ class MlxJinaError(Exception):
 
 
 class InputError(MlxJinaError, ValueError):
-    """Bad arguments to encode(): texts, tasks, dimensions, embedding types."""
+    """Bad arguments: texts, tasks, dimensions, embedding types, search options, request fields."""
 
 
 class InputTooLongError(InputError):
     """A text is longer than the model's context and truncate=False."""
 
 
+class ModelNotFound(InputError):
+    """A server request names a model this server does not serve."""
+
+
 class ModelLoadError(MlxJinaError):
     """A checkpoint folder, hub id, weight file or adapter is missing or malformed."""
+
+
+class SQLiteUnavailableError(MlxJinaError):
+    """No SQLite binding on this Python can load sqlite-vec."""
+
+
+class SchemaError(MlxJinaError):
+    """The database was written by a newer mlx-jina, or is not an mlx-jina database."""
+
+
+class ModelMismatchError(MlxJinaError):
+    """The database was indexed with another model, revision, quantization or size."""
+
+
+class UnreadableFile(MlxJinaError):
+    """A file that exists in the scan but cannot become text; `.reason` says why (the indexer
+    records it as skipped and goes on, so one broken note never stops a run)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ServerStartError(MlxJinaError, RuntimeError):
+    """A `mlx-jina serve` child process exited or did not answer in time (see server.process)."""

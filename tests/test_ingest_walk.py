@@ -174,7 +174,7 @@ def test_unreadable_folder(tmp_path, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(walk.os, "scandir", scandir)
-    assert run(tmp_path) == (["open/b.md"], {"locked/": "unreadable: permission denied"})
+    assert run(tmp_path) == (["open/b.md"], {"locked/": "permission denied"})
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
@@ -187,7 +187,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
         return open(path, *args, **kwargs)
 
     monkeypatch.setattr(walk, "open", deny, raising=False)  # tests run as root: chmod 000 would not stop us
-    assert run(tmp_path) == (["a.md"], {"b.md": "unreadable: permission denied"})
+    assert run(tmp_path) == (["a.md"], {"b.md": "permission denied"})
 
 
 def test_root_must_be_a_folder(tmp_path):

@@ -198,6 +198,19 @@ def test_search_filters(kb, notes):
         kb.search("x", mode="fuzzy")
 
 
+@pytest.mark.parametrize("bad, message", [
+    ({"mode": "fuzzy"}, "mode 'fuzzy' is not one of"), ({"k": 0}, "k must be a positive integer"),
+    ({"k": "10"}, "k must be"), ({"per_doc": -1}, "per_doc must be"), ({"path": 3}, "path must be a glob"),
+    ({"kinds": [None]}, "kinds must be names"), ({"since": [2024]}, "since must be"), ({"since": True}, "since must be"),
+])
+def test_search_checks_every_option_before_any_work(tmp_path, bad, message):
+    # An empty index and a model that cannot be loaded: the bad option is still reported, not []
+    with KnowledgeBase(tmp_path / "empty.db", model="nobody/no-such-model") as kb:
+        with pytest.raises(InputError, match=message):
+            kb.search("x", **bad)
+        assert kb.search("x", mode="vector", kinds="md") == []  # valid options: nothing indexed yet
+
+
 def test_model_or_dims_mismatch_is_a_clear_error_and_reembed_fixes_it(tmp_path, notes, tiny, tiny_path):
     db = tmp_path / "kb.db"
     with KnowledgeBase(db, model=tiny) as kb:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from mlx_jina.errors import InputError
 from mlx_jina.package import package_info
 
 SHORT = 12  # tokens of a short query, "Query: " prefix included
@@ -103,11 +104,11 @@ def build_workloads(tokenizer: Tokenizer) -> list[Workload]:
 
 
 def select(workloads: list[Workload], names: list[str] | None) -> list[Workload]:
-    """The named subset, in table order; unknown names raise ValueError listing the known ones."""
+    """The named subset, in table order; unknown names raise InputError listing the known ones."""
     if not names:
         return workloads
     known = {w.name for w in workloads}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown rows {unknown}; choose from {[w.name for w in workloads]}")
+        raise InputError(f"unknown rows {unknown}; choose from {[w.name for w in workloads]}")
     return [w for w in workloads if w.name in names]

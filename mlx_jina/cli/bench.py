@@ -13,6 +13,7 @@ import click
 from mlx_jina.batching import ADAPTER_MODES
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.errors import InputError
 
 
 @main.command()
@@ -37,7 +38,7 @@ def bench(as_json: bool, compare: str | None, adapter_mode: str, batch_tokens: i
     embedder, weights = _embedder(**model_opts)
     try:
         workloads = select(build_workloads(embedder.tokenizer), rows.split(",") if rows else None)
-    except ValueError as exc:
+    except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="--rows") from exc
     args = embedder.model.args
     peaks = {"mlx": mlx_matmul_gflops(args.hidden_size, args.intermediate_size)}
@@ -45,12 +46,8 @@ def bench(as_json: bool, compare: str | None, adapter_mode: str, batch_tokens: i
     if compare:
         from mlx_jina.bench.runner import PEAK_TOKENS
         from mlx_jina.bench.torch_ref import reference_runner, torch_matmul_gflops
-        from mlx_jina.errors import MlxJinaError
 
-        try:
-            reference = reference_runner(embedder)
-        except MlxJinaError as exc:
-            raise click.ClickException(str(exc)) from exc
+        reference = reference_runner(embedder)
         peaks["torch"] = torch_matmul_gflops(args.hidden_size, args.intermediate_size, PEAK_TOKENS)
     banks = embedder.model.layers[0].self_attn.lora
     rank = banks["q_proj"].a.shape[1] if banks else None
@@ -74,17 +71,13 @@ def _embedder(model: str, revision: str | None, quantize: str | None, dtype: str
     """Real weights when they are on this machine (a folder, or the hub cache); never downloads.
     Otherwise random weights of the exact published shape."""
     from mlx_jina.bench.random_weights import random_embedder
-    from mlx_jina.errors import ModelLoadError
 
     folder = _local_folder(model, revision)
     if folder is not None:
         return load_from_options(str(folder), None, quantize, dtype), f"real: {folder}"
     import mlx.core as mx
 
-    try:
-        embedder = random_embedder(dtype=getattr(mx, dtype or "float32"), quantize=int(quantize) if quantize else None)
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from exc
+    embedder = random_embedder(dtype=getattr(mx, dtype or "float32"), quantize=int(quantize) if quantize else None)
     return embedder, f"RANDOM weights of the exact v5-small shape ({model} is not on this machine): speed only"
 
 

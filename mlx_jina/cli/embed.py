@@ -26,19 +26,14 @@ from mlx_jina.package import package_info
 def embed(texts: tuple[str, ...], task: str, dimensions: int | None, embedding_type: str, no_normalize: bool,
           truncate: bool, batch_tokens: int | None, **model_opts: str | None) -> None:
     """Embed TEXTS (or stdin lines); print one JSON object per text: {"index", "embedding"}."""
-    from mlx_jina.errors import MlxJinaError
-
     if not texts:
         if sys.stdin.isatty():
             raise click.UsageError("give texts as arguments or one per line on stdin")
         texts = tuple(sys.stdin.read().splitlines())
     model = load_from_options(**model_opts)
     extra = {"batch_tokens": batch_tokens} if batch_tokens else {}
-    try:
-        vectors = model.encode(list(texts), task=task, dimensions=dimensions, embedding_type=embedding_type,
-                               normalized=not no_normalize, truncate=truncate, **extra)
-    except MlxJinaError as exc:
-        raise click.ClickException(str(exc)) from exc
+    vectors = model.encode(list(texts), task=task, dimensions=dimensions, embedding_type=embedding_type,
+                           normalized=not no_normalize, truncate=truncate, **extra)
     for i, vector in enumerate(vectors):
         value = vector if isinstance(vector, str) else vector.tolist()
         click.echo(json.dumps({"index": i, "embedding": value}))

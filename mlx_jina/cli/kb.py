@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from click.core import ParameterSource
 
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
@@ -40,27 +39,16 @@ def db_option(command: Any) -> Any:
     )(command)
 
 
-@contextmanager
-def _clean_errors() -> Iterator[None]:
-    """Errors users can fix become one-line CLI errors instead of tracebacks."""
-    from mlx_jina.errors import MlxJinaError
-
-    try:
-        yield
-    except MlxJinaError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 def _load(model_opts: dict[str, Any]) -> Embedder:
     """The model the options name; if that is the default and it cannot be had, the tiny one."""
     try:
         return load_from_options(**model_opts)
-    except click.ClickException as exc:
+    except ModelLoadError as exc:
         if click.get_current_context().get_parameter_source("model") is not ParameterSource.DEFAULT:
             raise
         from mlx_jina.embedder import TINY_CHECKPOINT
 
-        click.secho(TINY_WARNING.format(model=model_opts["model"], why=exc.message), err=True, fg="yellow")
+        click.secho(TINY_WARNING.format(model=model_opts["model"], why=exc), err=True, fg="yellow")
         return load_from_options(str(TINY_CHECKPOINT), None, model_opts["quantize"], model_opts["dtype"])
 
 
@@ -124,7 +112,7 @@ def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: i
 def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: tuple[str, ...],
           exclude: tuple[str, ...], max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
     """Index FOLDER: embed new and changed files, follow renames, drop deleted files."""
-    with _clean_errors(), _kb(db, _load(model_opts), dims) as kb:
+    with _kb(db, _load(model_opts), dims) as kb:
         report = kb.index(folder, reembed=reembed, progress=not as_json and sys.stderr.isatty(),
                           **_index_args(include, exclude, max_bytes))
     _print_report(report, as_json)
@@ -148,9 +136,8 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
     with; keyword mode needs no model."""
     context = click.get_current_context()
     explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
-    with _clean_errors():
-        model = load_from_options(**model_opts) if explicit and mode != "keyword" else None
-    with _clean_errors(), _kb(db, model, must_exist=True) as kb:
+    model = load_from_options(**model_opts) if explicit and mode != "keyword" else None
+    with _kb(db, model, must_exist=True) as kb:
         if model is None and mode != "keyword" and _built_with_tiny(kb):
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
                 mode = "keyword"
@@ -179,7 +166,7 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
 @db_option
 def status(as_json: bool, db: Path | None) -> None:
     """Files, chunks, model, dimensions, database size and last index time."""
-    with _clean_errors(), _kb(db, must_exist=True) as kb:
+    with _kb(db, must_exist=True) as kb:
         info = kb.status()
     if as_json:
         click.echo(json.dumps(info))
@@ -201,7 +188,7 @@ def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...]
     """Index FOLDER, then keep the index current as files change (Ctrl-C stops)."""
     from mlx_jina.kb.watch import watch as watch_folder
 
-    with _clean_errors(), _kb(db, _load(model_opts), dims) as kb:
+    with _kb(db, _load(model_opts), dims) as kb:
         click.echo(f"watching {folder.resolve()} (Ctrl-C to stop)", err=True)
         try:
             reports: list[Any] = []  # skipped files are listed once, not on every change
@@ -233,10 +220,9 @@ def doctor(as_json: bool, db: Path | None) -> None:
         "platform": platform.platform(),
         "sqlite_bindings": dict(probe()),
     }
-    with _clean_errors():
-        from mlx_jina.kb.connect import backend
+    from mlx_jina.kb.connect import backend
 
-        report["sqlite_used"] = backend().describe()
+    report["sqlite_used"] = backend().describe()
     report["blas"] = _blas.status
     try:
         import mlx.core as mx

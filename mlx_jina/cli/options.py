@@ -39,11 +39,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load_from_options(model: str, revision: str | None, quantize: str | None, dtype: str | None) -> Embedder:
-    """Load the embedder the shared options describe, turning load errors into clean CLI errors."""
+    """Load the embedder the shared options describe (ModelLoadError if it cannot be had)."""
     from mlx_jina.embedder import load
-    from mlx_jina.errors import MlxJinaError
 
-    try:
-        return load(model, revision=revision, quantize=int(quantize) if quantize else None, dtype=dtype)
-    except MlxJinaError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return load(model, revision=revision, quantize=int(quantize) if quantize else None, dtype=dtype)

@@ -11,6 +11,7 @@ import click
 
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.errors import InputError
 from mlx_jina.server.config import ServerConfig
 
 DEFAULT_PORT = 8765
@@ -46,12 +47,11 @@ def serve(host: str, port: int, allow_remote: bool, api_token: str | None, db: P
 
     try:
         check_bind(host, allow_remote=allow_remote, api_token=api_token)
-    except ValueError as exc:
+    except InputError as exc:
         raise click.UsageError(str(exc)) from exc
 
     import uvicorn
 
-    from mlx_jina.errors import MlxJinaError
     from mlx_jina.kb import KnowledgeBase
     from mlx_jina.server.app import create_app
     from mlx_jina.server.worker import ModelWorker
@@ -59,9 +59,9 @@ def serve(host: str, port: int, allow_remote: bool, api_token: str | None, db: P
     worker = ModelWorker(functools.partial(load_from_options, **model_opts))
     try:
         kb = worker.call(functools.partial(KnowledgeBase, db, model=worker.model)) if db else None
-    except MlxJinaError as exc:
+    except BaseException:
         worker.close()
-        raise click.ClickException(str(exc)) from exc
+        raise
     config = ServerConfig(loopback_only=is_loopback(host), api_token=api_token or None,
                           max_batch_tokens=max_batch_tokens, batch_wait_ms=batch_wait_ms, max_inputs=max_inputs,
                           max_body_mb=max_body_mb)

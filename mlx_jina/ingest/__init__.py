@@ -1,7 +1,8 @@
 """Ingestion: walk a notes folder, read each file as text, cut the text into chunks to embed."""
 
+from mlx_jina.errors import UnreadableFile
 from mlx_jina.ingest.chunking import Chunk, chunk_document
-from mlx_jina.ingest.readers import Document, UnreadableFile, kind_of, read_bytes, read_document
+from mlx_jina.ingest.readers import Document, kind_of, read_bytes, read_document
 from mlx_jina.ingest.walk import DEFAULT_MAX_BYTES, FileEntry, Skipped, scan
 
 __all__ = [

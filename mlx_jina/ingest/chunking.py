@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlx_jina.errors import InputError
 from mlx_jina.ingest.readers import Document
 from mlx_jina.ingest.structure import Section, sections
 
@@ -58,9 +59,9 @@ def chunk_document(
     of trailing text. Deterministic.
     """
     if max_tokens < MIN_MAX_TOKENS:
-        raise ValueError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
+        raise InputError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
     if overlap_tokens < 0:
-        raise ValueError(f"overlap_tokens must be >= 0, got {overlap_tokens}")
+        raise InputError(f"overlap_tokens must be >= 0, got {overlap_tokens}")
     if not doc.text.strip():
         return []
     overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text

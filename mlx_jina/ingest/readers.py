@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlx_jina.errors import UnreadableFile
 from mlx_jina.ingest.htmltext import html_to_text
 
 MARKDOWN_EXTS = frozenset({".md", ".markdown", ".mdx"})
@@ -35,18 +38,6 @@ CODE_FILENAMES: dict[str, str] = {
     "rakefile": "ruby", "gemfile": "ruby", "vagrantfile": "ruby",
 }
 SNIFF_BYTES = 8192
-
-# pypdf logs every recoverable oddity of real-world PDFs at WARNING; they are not ours to show.
-logging.getLogger("pypdf").setLevel(logging.ERROR)
-
-
-class UnreadableFile(Exception):
-    """A file that exists in the scan but cannot become text; `.reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 @dataclass(frozen=True)
 class Document:
@@ -101,14 +92,19 @@ def read_bytes(path: Path) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except FileNotFoundError:
-        raise UnreadableFile("file vanished") from None
-    except PermissionError:
-        raise UnreadableFile("permission denied") from None
-    except IsADirectoryError:
-        raise UnreadableFile("is a directory") from None
     except OSError as e:
-        raise UnreadableFile(f"unreadable: {e.strerror or e}") from None
+        raise UnreadableFile(unreadable_reason(e)) from None
+
+
+def unreadable_reason(e: OSError) -> str:
+    """The one wording of why a file or folder could not be read, for every skip report."""
+    if isinstance(e, FileNotFoundError):
+        return "file vanished"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory"
+    return f"unreadable: {(e.strerror or str(e)).lower()}"
 
 
 def _decode(data: bytes) -> str:
@@ -127,10 +123,11 @@ def _pdf_text(data: bytes) -> str:
     from pypdf import PdfReader  # deferred: pypdf is slow to import and only PDFs need it
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableFile("PDF is encrypted")
-        pages = [(page.extract_text() or "") for page in reader.pages]
+        with _quiet("pypdf"):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise UnreadableFile("PDF is encrypted")
+            pages = [(page.extract_text() or "") for page in reader.pages]
     except UnreadableFile:
         raise
     except Exception as e:  # pypdf raises many types on malformed input; all mean "bad PDF"
@@ -139,3 +136,16 @@ def _pdf_text(data: bytes) -> str:
     if not any(p.strip() for p in pages):
         raise UnreadableFile("PDF has no extractable text")
     return "\n\f\n".join(pages)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """pypdf logs every recoverable oddity of real-world PDFs at WARNING; they are not ours to show.
+    Raised to ERROR only while we read, so importing mlx-jina leaves the app's logging alone."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pathspec
 
 from mlx_jina.errors import InputError
-from mlx_jina.ingest.readers import SNIFF_BYTES, kind_of
+from mlx_jina.ingest.readers import SNIFF_BYTES, kind_of, unreadable_reason
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 NOISE_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "bower_components"})
@@ -95,7 +95,7 @@ class _Walker:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            yield Skipped(rel or ".", f"unreadable: {_why(e)}")
+            yield Skipped(rel or ".", unreadable_reason(e))
             return
         ignores = ignores + self._gitignore(folder, rel)
         for entry in entries:
@@ -110,7 +110,7 @@ class _Walker:
                     yield Skipped(child_rel, "broken symlink")
                 continue  # vanished while scanning: nothing left to report
             except OSError as e:
-                yield Skipped(child_rel, f"unreadable: {_why(e)}")
+                yield Skipped(child_rel, unreadable_reason(e))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 args = (Path(entry.path), child_rel + "/", st, ignores, ancestors)
@@ -161,7 +161,7 @@ class _Walker:
                 with open(path, "rb") as f:
                     head = f.read(SNIFF_BYTES)
             except OSError as e:
-                return Skipped(rel, f"unreadable: {_why(e)}")
+                return Skipped(rel, unreadable_reason(e))
             if b"\0" in head:
                 return Skipped(rel, "binary file")
         return FileEntry(path=path, rel=rel, size=st.st_size, mtime=st.st_mtime)
@@ -191,12 +191,6 @@ class _Walker:
 def _identity(path: Path) -> tuple[int, int]:
     st = path.stat()
     return (st.st_dev, st.st_ino)
-
-
-def _why(e: OSError) -> str:
-    if isinstance(e, PermissionError):
-        return "permission denied"
-    return (e.strerror or str(e)).lower()
 
 
 def _human(n: int) -> str:

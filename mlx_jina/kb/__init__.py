@@ -1,9 +1,9 @@
 """Offline knowledge base: folders of notes -> one SQLite file with FTS5 and sqlite-vec binary
 vectors; hybrid search. See KnowledgeBase."""
 
+from mlx_jina.errors import ModelMismatchError
 from mlx_jina.kb.indexer import IndexReport
 from mlx_jina.kb.knowledge_base import DB_ENV, KnowledgeBase, default_db_path
 from mlx_jina.kb.search import Filters, Hit
-from mlx_jina.kb.store import ModelMismatchError
 
 __all__ = ["DB_ENV", "Filters", "Hit", "IndexReport", "KnowledgeBase", "ModelMismatchError", "default_db_path"]

@@ -18,15 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlx_jina.errors import MlxJinaError
+from mlx_jina.errors import SQLiteUnavailableError
 
 BACKENDS = ("sqlite3", "sqlean", "pysqlite3.dbapi2")
 BACKEND_ENV = "MLX_JINA_SQLITE"
 _ALIASES = {"sqlite3": "sqlite3", "sqlean": "sqlean", "pysqlite3": "pysqlite3.dbapi2"}
-
-
-class SQLiteUnavailableError(MlxJinaError):
-    """No SQLite binding on this Python can load sqlite-vec."""
 
 
 @dataclass(frozen=True)

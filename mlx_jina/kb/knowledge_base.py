@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlx_jina.errors import InputError
 from mlx_jina.ingest import DEFAULT_MAX_BYTES
 from mlx_jina.kb.indexer import Indexer, IndexReport
-from mlx_jina.kb.search import Filters, Hit, search
+from mlx_jina.kb.search import Filters, Hit, check_options, search
 from mlx_jina.kb.store import Binding, Store
 
 if TYPE_CHECKING:
@@ -134,9 +134,12 @@ class KnowledgeBase:
         """Ranked hits for `query`. mode: hybrid | vector | keyword. path: glob on the file's path
         (relative to its indexed folder, or absolute). kinds: markdown/code/pdf/... or extensions.
         since: only files modified at or after this date (ISO string, date or POSIX time)."""
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise InputError(f"the query must be a string, not {type(query).__name__}")
+        if not query.strip():
             raise InputError("the query is empty")
-        filters = Filters(path=path, kinds=tuple(kinds), since=_timestamp(since))
+        check_options(mode=mode, k=k, per_doc=per_doc)
+        filters = _filters(path, kinds, since)
         query_vector = None
         if mode != "keyword" and self.store.binding() is not None:
             binding = self._bound()
@@ -160,14 +163,26 @@ class KnowledgeBase:
         self.close()
 
 
+def _filters(path: str | None, kinds: Iterable[str] | str, since: float | str | date | None) -> Filters:
+    if path is not None and not isinstance(path, str):
+        raise InputError(f"path must be a glob string, not {type(path).__name__}")
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    bad = [kind for kind in kinds if not isinstance(kind, str) or not kind.strip(". ")]
+    if bad:
+        raise InputError(f"kinds must be names such as 'markdown' or extensions such as 'md', not {bad[0]!r}")
+    return Filters(path=path, kinds=kinds, since=_timestamp(since))
+
+
 def _timestamp(since: float | str | date | None) -> float | None:
-    if since is None or isinstance(since, (int, float)):
+    if since is None or (isinstance(since, (int, float)) and not isinstance(since, bool)):
         return since
     if isinstance(since, str):
         try:
             since = datetime.fromisoformat(since)
         except ValueError:
             raise InputError(f"since={since!r} is not an ISO date such as 2026-01-01") from None
+    if not isinstance(since, date):
+        raise InputError(f"since must be an ISO date string, a date or POSIX time, not {type(since).__name__}")
     if not isinstance(since, datetime):
         since = datetime(since.year, since.month, since.day)
     return since.timestamp()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlx_jina.errors import MlxJinaError
+from mlx_jina.errors import InputError, SchemaError
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 0 -> 1: first layout
@@ -53,10 +53,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaError(MlxJinaError):
-    """The database was written by a newer mlx-jina, or is not an mlx-jina database."""
-
-
 def migrate(conn: Any) -> int:
     """Bring the schema to SCHEMA_VERSION, each step in its own transaction; returns the version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -88,7 +84,7 @@ def create_vector_table(conn: Any, dimensions: int) -> None:
     """vec0 table: `embedding` bit[D] for the coarse Hamming KNN, `+rescore` (an auxiliary column,
     returned with each KNN row at no extra lookup) holds the int8 vector used to rescore."""
     if dimensions % 8:
-        raise ValueError(f"dimensions must be a multiple of 8, got {dimensions}")
+        raise InputError(f"dimensions must be a multiple of 8, got {dimensions}")
     conn.execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vec USING vec0("
         f"chunk_id INTEGER PRIMARY KEY, embedding bit[{dimensions}], +rescore BLOB)"

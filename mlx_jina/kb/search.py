@@ -81,10 +81,7 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
            filters: Filters = Filters(), per_doc: int = 2) -> list[Hit]:
     """Top-k hits for `query`. query_vector (the retrieval.query embedding) is needed unless
     mode == "keyword"."""
-    if mode not in MODES:
-        raise InputError(f"mode {mode!r} is not one of {list(MODES)}")
-    if k < 1 or per_doc < 1:
-        raise InputError("k and per_doc must be at least 1")
+    check_options(mode=mode, k=k, per_doc=per_doc)
     n = vectors.candidates(k)
     keyword = _keyword(conn, query, filters, n) if mode != "vector" else {}
     vector = vector_search(conn, query_vector, filters, n) if mode != "keyword" else {}
@@ -98,6 +95,15 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
         order = keyword or vector
     ranked_ids = sorted(order, key=order.__getitem__, reverse=True)
     return _hits(conn, ranked_ids, order, vector, keyword, k, per_doc)
+
+
+def check_options(*, mode: str, k: int, per_doc: int) -> None:
+    """InputError naming the first bad search option: checked before any work (embedding the query)."""
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r} is not one of {list(MODES)}")
+    for name, value in (("k", k), ("per_doc", per_doc)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a positive integer, not {value!r}")
 
 
 def _keyword(conn: Any, query: str, filters: Filters, n: int) -> dict[int, float]:

@@ -14,15 +14,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mlx_jina.errors import MlxJinaError
+from mlx_jina.errors import ModelMismatchError
 from mlx_jina.kb.connect import connect
 from mlx_jina.kb.schema import SCHEMA_VERSION, create_vector_table, migrate
 
 CODEC = "bit+int8"  # see mlx_jina/kb/vectors.py
-
-
-class ModelMismatchError(MlxJinaError):
-    """The database was indexed with another model, revision, quantization or size."""
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
-from mlx_jina.errors import InputError, InputTooLongError
-from mlx_jina.kb import KnowledgeBase, ModelMismatchError
+from mlx_jina.errors import InputError, InputTooLongError, ModelMismatchError, ModelNotFound
+from mlx_jina.kb import KnowledgeBase
 from mlx_jina.package import package_info
 from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.errors import ApiError, error_response
-from mlx_jina.server.requests import ModelNotFound, parse_embeddings, parse_search
+from mlx_jina.server.requests import parse_embeddings, parse_search
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
 from mlx_jina.server.security import RequestGuard
 from mlx_jina.server.worker import ModelWorker

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from mlx_jina.errors import ServerStartError
+
 #: `python -m mlx_jina.cli` would need a __main__ module; this only needs the package.
 SERVE_COMMAND = (sys.executable, "-c", "from mlx_jina.cli import main; main()", "serve")
 
@@ -51,7 +53,7 @@ def _answers(url: str) -> bool:
 def running_server(args: Sequence[str], *, host: str = "127.0.0.1", port: int | None = None,
                    startup_timeout: float = 60.0) -> Iterator[ServerProcess]:
     """Start `mlx-jina serve ARGS --host HOST --port PORT`, yield it once GET /health answers, stop
-    it on exit. Raises RuntimeError, with the server's output, if it exits or never answers."""
+    it on exit. Raises ServerStartError, with the server's output, if it exits or never answers."""
     port = port or free_port(host)
     with tempfile.NamedTemporaryFile("w+", suffix=".log", encoding="utf-8") as log:
         proc = subprocess.Popen([*SERVE_COMMAND, *args, "--host", host, "--port", str(port)],
@@ -61,9 +63,9 @@ def running_server(args: Sequence[str], *, host: str = "127.0.0.1", port: int | 
             deadline = time.monotonic() + startup_timeout
             while not _answers(server.url):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"mlx-jina serve exited with {proc.returncode}:\n{server.output()}")
+                    raise ServerStartError(f"mlx-jina serve exited with {proc.returncode}:\n{server.output()}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"mlx-jina serve did not answer within {startup_timeout} s:\n{server.output()}")
+                    raise ServerStartError(f"mlx-jina serve did not answer within {startup_timeout} s:\n{server.output()}")
                 time.sleep(0.1)
             yield server
         finally:

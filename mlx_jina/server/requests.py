@@ -17,7 +17,7 @@ from typing import Any
 
 from mlx_jina.embedding_types import check_embedding_type
 from mlx_jina.embedder import Embedder
-from mlx_jina.errors import InputError
+from mlx_jina.errors import InputError, ModelNotFound
 
 DEFAULT_TASK = "text-matching"  # the Jina API's default for v5
 OPENAI_ENCODINGS = ("float", "base64")
@@ -32,10 +32,6 @@ class EmbedJob:
     embedding_types: tuple[str, ...]
     keyed: bool  # embedding_type was a list: each `embedding` is an object keyed by type
     truncate: bool
-
-
-class ModelNotFound(InputError):
-    """The request names a model this server does not serve."""
 
 
 def parse_embeddings(body: Any, model: Embedder, *, names: Sequence[str], max_inputs: int) -> EmbedJob:

@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlx_jina.errors import InputError
 from mlx_jina.server.errors import error_response
 
 LOOPBACK_NAMES = ("localhost",)
@@ -34,14 +35,14 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, *, allow_remote: bool, api_token: str | None) -> None:
-    """Raise ValueError unless binding `host` is allowed: loopback, or opted in and protected."""
+    """Raise InputError unless binding `host` is allowed: loopback, or opted in and protected."""
     if is_loopback(host):
         return
     if not allow_remote:
-        raise ValueError(f"refusing to listen on {host!r}, which is not loopback: pass --allow-remote "
+        raise InputError(f"refusing to listen on {host!r}, which is not loopback: pass --allow-remote "
                          "(and an --api-token) to serve other machines")
     if not api_token:
-        raise ValueError(f"--allow-remote on {host!r} needs an API token (--api-token or $MLX_JINA_API_TOKEN)")
+        raise InputError(f"--allow-remote on {host!r} needs an API token (--api-token or $MLX_JINA_API_TOKEN)")
 
 
 def _host_name(header: str) -> str:
