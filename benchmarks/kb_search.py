@@ -25,7 +25,7 @@ import numpy as np
 
 import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
 from benchmarks.corpus import MAX_TOKENS, build_store, clustered, docstring_paragraphs, embed_cached
-from mlx_jina.embedding_types import finalize
+from mlx_jina.postprocess import finalize
 from mlx_jina.kb import vectors
 from mlx_jina.kb.search import search
 from mlx_jina.kb.store import Store

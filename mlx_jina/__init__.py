@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlx_jina import _blas
+from mlx_jina import blas
 from mlx_jina.errors import (InputError, InputTooLongError, MlxJinaError, ModelLoadError, ModelMismatchError,
                              ModelNotFound, SchemaError, ServerStartError, SQLiteUnavailableError, UnreadableFile)
 
-_blas.preload()
+blas.preload()
 
 __version__ = "0.1.0"
 __all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",

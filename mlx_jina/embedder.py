@@ -10,14 +10,14 @@ import mlx.core as mx
 import numpy as np
 from tokenizers import Tokenizer
 
-from mlx_jina import hub
 from mlx_jina.batching import ADAPTER_MODES, AdapterMode, plan_batches
-from mlx_jina.checkpoint import LoadedCheckpoint, load_checkpoint
-from mlx_jina.embedding_types import check_embedding_type, finalize
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
-from mlx_jina.merging import merged_copy
-from mlx_jina.model import AdapterChoice, Qwen3Encoder
-from mlx_jina.package import TaskSpec, package_info
+from mlx_jina.model import hub
+from mlx_jina.model.load import LoadedCheckpoint, load_checkpoint, read_tokenizer
+from mlx_jina.model.lora import merged_copy
+from mlx_jina.model.qwen3 import AdapterChoice, Qwen3Encoder
+from mlx_jina.postprocess import check_embedding_type, finalize
+from mlx_jina.spec import TaskSpec, package_spec
 
 DEFAULT_BATCH_TOKENS = 8192
 #: In "auto" mode a single-task call of at least this many tokens runs on merged weights
@@ -49,8 +49,9 @@ class Embedder:
         self._loaded = loaded
         self._dtype = dtype
         self._merged: tuple[str, Qwen3Encoder] | None = None  # (adapter, encoder) of the fused mode
+        self.adapters: tuple[str, ...] = loaded.adapters  # resident adapters in bank order (empty if merged)
         self._adapter_ids = {name: i for i, name in enumerate(loaded.adapters)}
-        pkg = package_info()
+        pkg = package_spec()
         usable = loaded.adapters or (loaded.merged_adapter,)
         self.tasks: dict[str, TaskSpec] = {n: t for n, t in pkg.tasks.items() if t.adapter in usable}
         hidden = loaded.model.args.hidden_size
@@ -159,7 +160,7 @@ class Embedder:
 
         task: one Jina API task name for all texts, or a list with one per text (one forward pass
         may mix them). dimensions: a Matryoshka size (slice, then normalise). embedding_type:
-        float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.embedding_types)."""
+        float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.postprocess)."""
         single = isinstance(texts, str)
         texts = [texts] if single else texts
         tasks = self.check_inputs(texts, task, dimensions=dimensions, embedding_type=embedding_type,
@@ -184,8 +185,8 @@ class Embedder:
             raise InputError(f"got {len(tasks)} tasks for {len(texts)} texts; pass one task or one per text")
         for t in set(tasks):
             if t not in self.tasks:
-                known = f"one of {list(self.tasks)}" if t in package_info().tasks else f"a task: {list(self.tasks)}"
-                why = "is not available in this merged checkpoint" if t in package_info().tasks else "is not"
+                known = f"one of {list(self.tasks)}" if t in package_spec().tasks else f"a task: {list(self.tasks)}"
+                why = "is not available in this merged checkpoint" if t in package_spec().tasks else "is not"
                 raise InputError(f"task {t!r} {why} {known}")
         if dimensions is not None and dimensions not in self.dimensions:
             raise InputError(f"dimensions={dimensions!r} is not a Matryoshka size of this model: {list(self.dimensions)}")
@@ -210,9 +211,9 @@ def load(
     picks a per-task repo's pre-quantized file); adapters stay unmerged in `dtype`. dtype:
     float32 (CPU default), float16 or bfloat16 (GPU default). adapter: the task of a per-task
     merged folder whose name does not say it."""
-    name = str(path_or_repo or package_info().default_model)
-    if adapter is not None and adapter not in package_info().adapters:
-        raise ModelLoadError(f"adapter {adapter!r} is not one of {list(package_info().adapters)}")
+    name = str(path_or_repo or package_spec().default_model)
+    if adapter is not None and adapter not in package_spec().adapters:
+        raise ModelLoadError(f"adapter {adapter!r} is not one of {list(package_spec().adapters)}")
     folder, spec, rev = hub.resolve(name, revision=revision, quantize=quantize)
     dtype_name = dtype or ("float32" if mx.default_device() == mx.cpu else "bfloat16")
     if dtype_name not in ("float32", "float16", "bfloat16"):
@@ -220,10 +221,4 @@ def load(
     mx_dtype = getattr(mx, dtype_name)
     loaded = load_checkpoint(folder, quantize=quantize, dtype=mx_dtype,
                              merged_adapter=adapter or (spec.adapter if spec else None))
-    tokenizer_file = folder / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise ModelLoadError(f"{folder} has no tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return Embedder(loaded, tokenizer, model_id=name, revision=rev, folder=folder, dtype=mx_dtype)
+    return Embedder(loaded, read_tokenizer(folder), model_id=name, revision=rev, folder=folder, dtype=mx_dtype)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mlx_jina.bench.runner import forward_flops
 from mlx_jina.cli import main
 from mlx_jina.embedder import TINY_CHECKPOINT
-from mlx_jina.model import ModelArgs
+from mlx_jina.model.qwen3 import ModelArgs
 
 ROWS = ["query", "short-8"]
 FIELDS = {"name", "description", "batch", "tokens", "mean_ms", "p50_ms", "tokens_per_s", "gflops", "pct_peak",

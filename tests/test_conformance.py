@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import unit
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 
-TASKS = list(package_info().tasks)
+TASKS = list(package_spec().tasks)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -80,8 +80,8 @@ def test_fused_merged_mode_matches_reference(tiny, golden, golden_texts, task):
 
 
 def test_blockwise_attention_for_long_inputs_matches_reference(tiny, golden, golden_texts, monkeypatch):
-    monkeypatch.setattr("mlx_jina.model.ATTENTION_SCORE_BUDGET", 1024)  # 128-row query blocks (the floor)
-    monkeypatch.setattr("mlx_jina.model.CPU_QUERY_BLOCK", 10**6)  # whatever the device
+    monkeypatch.setattr("mlx_jina.model.qwen3.ATTENTION_SCORE_BUDGET", 1024)  # 128-row query blocks (the floor)
+    monkeypatch.setattr("mlx_jina.model.qwen3.CPU_QUERY_BLOCK", 10**6)  # whatever the device
     got = tiny.encode(golden_texts, task="retrieval.passage")
     assert np.sum(got * unit(golden["retrieval.passage"]), axis=1).min() >= 0.99999
     query_rows = []

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from mlx_jina.embedding_types import to_sqlite_vec_bits
+from mlx_jina.postprocess import to_sqlite_vec_bits
 from mlx_jina.errors import InputError, InputTooLongError
 
 TEXTS = ["How fast does light travel?", "Brot backen am Sonntag", "光速"]

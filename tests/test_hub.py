@@ -13,7 +13,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 import mlx_jina
 from conftest import TINY
 from mlx_jina.errors import ModelLoadError
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 
 
 @pytest.fixture
@@ -31,8 +31,8 @@ def cache_repo(cache, repo_id: str, revision: str, source) -> None:
 
 
 def test_default_repo_loads_from_cache_at_pinned_revision(hub_cache):
-    repo = package_info().default_model
-    pin = package_info().repos[repo].revision
+    repo = package_spec().default_model
+    pin = package_spec().repos[repo].revision
     cache_repo(hub_cache, repo, pin, TINY / "jina-v5-tiny")
     model = mlx_jina.load(repo)
     assert model.info["revision"] == pin and model.info["layout"] == "hf-adapters"
@@ -41,7 +41,7 @@ def test_default_repo_loads_from_cache_at_pinned_revision(hub_cache):
 
 def test_per_task_repo_takes_its_task_from_package_toml(hub_cache):
     repo = "jinaai/jina-embeddings-v5-text-small-retrieval"
-    cache_repo(hub_cache, repo, package_info().repos[repo].revision, TINY / "jina-v5-tiny-retrieval")
+    cache_repo(hub_cache, repo, package_spec().repos[repo].revision, TINY / "jina-v5-tiny-retrieval")
     model = mlx_jina.load(repo)
     assert model.info["merged_adapter"] == "retrieval"
     assert set(model.tasks) == {"retrieval.query", "retrieval.passage"}
@@ -57,7 +57,7 @@ def test_unpinned_repo_warns_and_uses_main(hub_cache):
 
 def test_uncached_repo_offline_is_a_clear_error(hub_cache, capsys):
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
-        mlx_jina.load(package_info().default_model)
+        mlx_jina.load(package_spec().default_model)
     assert "Downloading" not in capsys.readouterr().err
 
 
@@ -74,7 +74,7 @@ def test_first_download_shows_the_licence_and_fetches_only_what_is_needed(hub_ca
         return str(TINY / "jina-v5-tiny-retrieval-mlx")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    monkeypatch.setattr("mlx_jina.hub._unreachable", lambda endpoint: None)
+    monkeypatch.setattr("mlx_jina.model.hub._unreachable", lambda endpoint: None)
     with pytest.warns(UserWarning, match="no pinned revision"):
         model = mlx_jina.load(repo, quantize=4)
     assert "CC BY-NC 4.0" in capsys.readouterr().err
@@ -92,9 +92,9 @@ def test_network_failure_is_a_clear_error(hub_cache, monkeypatch):
         raise LocalEntryNotFoundError("not cached") if local_files_only else OSError("Name or service not known")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
-    monkeypatch.setattr("mlx_jina.hub._unreachable", lambda endpoint: None)
+    monkeypatch.setattr("mlx_jina.model.hub._unreachable", lambda endpoint: None)
     with pytest.raises(ModelLoadError, match="could not be downloaded.*Name or service not known"):
-        mlx_jina.load(package_info().default_model)
+        mlx_jina.load(package_spec().default_model)
 
 
 def test_unreachable_hub_fails_fast(hub_cache, monkeypatch):
@@ -103,4 +103,4 @@ def test_unreachable_hub_fails_fast(hub_cache, monkeypatch):
     for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)
     with pytest.raises(ModelLoadError, match=r"hub is unreachable \(hub.invalid: "):
-        mlx_jina.load(package_info().default_model)
+        mlx_jina.load(package_spec().default_model)

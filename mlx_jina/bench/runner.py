@@ -18,11 +18,11 @@ import mlx.core as mx
 import numpy as np
 from tqdm import tqdm
 
-from mlx_jina import _blas
-from mlx_jina.bench.workloads import Workload
+from mlx_jina import blas
 from mlx_jina.batching import AdapterMode
+from mlx_jina.bench.workloads import Workload
 from mlx_jina.embedder import Embedder
-from mlx_jina.model import ModelArgs
+from mlx_jina.model.qwen3 import ModelArgs, layer_projections
 
 PEAK_TOKENS = 2048  # rows of the GEMM used to measure the matmul peak (a long batch's MLP shape)
 
@@ -48,12 +48,11 @@ def forward_flops(args: ModelArgs, lengths: list[int], lora_rank: int | None) ->
     projection (2·in·out per token), the unmerged LoRA terms (2·r·(in+out) per token and projection)
     and causal attention (QKᵀ and PV over L(L+1)/2 query-key pairs per head). Norms, RoPE, SwiGLU's
     elementwise product and the embedding lookup are ignored (well under 1%)."""
-    h, i = args.hidden_size, args.intermediate_size
-    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
-    shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, i), (h, i), (i, h)]
+    shapes = layer_projections(args).values()
     per_token = sum(2 * a * b for a, b in shapes)
     if lora_rank:
         per_token += sum(2 * lora_rank * (a + b) for a, b in shapes)
+    q = args.num_attention_heads * args.head_dim
     attention = sum(2 * 2 * q * n * (n + 1) // 2 for n in lengths)
     return args.num_hidden_layers * (per_token * sum(lengths) + attention)
 
@@ -157,7 +156,7 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     return {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "mlx": mx.__version__, "device": str(mx.default_device()),
-            "blas": _blas.status, "load_avg_1m": round(os.getloadavg()[0], 2)}
+            "blas": blas.status, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def _cpu_name() -> str:

@@ -16,7 +16,8 @@ import numpy as np
 from mlx_jina.bench.workloads import Workload
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import MlxJinaError
-from mlx_jina.model import Projections
+from mlx_jina.model.qwen3 import Projections
+from mlx_jina.spec import package_spec
 
 BATCH_SIZE = 32  # SentenceTransformer.encode's default
 PAD_ID = 0  # padded positions are masked out, so any valid id works (the tiny test vocab has no 151643)
@@ -31,7 +32,7 @@ def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
     except ImportError as exc:
         raise MlxJinaError(f"--compare torch needs torch, transformers and peft ({exc}): "
                            "pip install torch transformers peft") from exc
-    args, names = embedder.model.args, embedder._loaded.adapters
+    args, names = embedder.model.args, embedder.adapters
     if not names:
         raise MlxJinaError("--compare torch needs a checkpoint with separate adapters (not a merged one)")
     config = Qwen3Config(
@@ -44,8 +45,8 @@ def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
     base.load_state_dict({k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}, strict=True)
     banks = {path: m.lora for path, m in embedder.model.named_modules() if isinstance(m, Projections) and m.lora}
     rank = next(iter(next(iter(banks.values())).values())).a.shape[1]
-    lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=[
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])  # scale 1: B holds alpha/r
+    lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,  # scale 1: B holds alpha/r
+                      target_modules=list(package_spec().lora_targets))
     model = get_peft_model(base, lora, adapter_name=names[0])
     for name in names[1:]:
         model.add_adapter(name, lora)

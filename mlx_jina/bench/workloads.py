@@ -16,7 +16,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from mlx_jina.errors import InputError
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 
 SHORT = 12  # tokens of a short query, "Query: " prefix included
 MEDIUM, LONG, VERY_LONG = 120, 520, 2500
@@ -64,7 +64,7 @@ def docstrings() -> list[str]:
 
 def build_workloads(tokenizer: Tokenizer) -> list[Workload]:
     """Every configuration of the issue, in table order."""
-    tasks = package_info().tasks
+    tasks = package_spec().tasks
     query, passage = tasks["retrieval.query"].prompt, tasks["retrieval.passage"].prompt
     texts = docstrings()
     stream = [i for e in tokenizer.encode_batch(texts, add_special_tokens=False) for i in e.ids]

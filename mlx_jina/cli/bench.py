@@ -86,9 +86,9 @@ def _local_folder(model: str, revision: str | None) -> Path | None:
         return Path(model).expanduser()
     from huggingface_hub import snapshot_download
 
-    from mlx_jina.package import package_info
+    from mlx_jina.spec import package_spec
 
-    spec = package_info().repos.get(model)
+    spec = package_spec().repos.get(model)
     try:
         return Path(snapshot_download(model, revision=revision or (spec.revision if spec else None) or "main",
                                       local_files_only=True))

@@ -9,13 +9,13 @@ import click
 
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
-from mlx_jina.embedding_types import EMBEDDING_TYPES
-from mlx_jina.package import package_info
+from mlx_jina.postprocess import EMBEDDING_TYPES
+from mlx_jina.spec import package_spec
 
 
 @main.command()
 @click.argument("texts", nargs=-1)
-@click.option("--task", type=click.Choice(list(package_info().tasks)), default="text-matching", show_default=True,
+@click.option("--task", type=click.Choice(list(package_spec().tasks)), default="text-matching", show_default=True,
               help="Jina API task (picks the adapter and the Query:/Document: prompt).")
 @click.option("--dimensions", type=int, default=None, help="Matryoshka size: slice, then normalise.")
 @click.option("--embedding-type", type=click.Choice(EMBEDDING_TYPES), default="float", show_default=True)

@@ -209,11 +209,11 @@ def doctor(as_json: bool, db: Path | None) -> None:
     """What this installation uses: SQLite binding and extensions, BLAS, MLX, default paths."""
     import platform
 
-    from mlx_jina import _blas
+    from mlx_jina import blas
     from mlx_jina.cli.options import MODEL_ENV
     from mlx_jina.kb.connect import probe
     from mlx_jina.kb.knowledge_base import default_db_path
-    from mlx_jina.package import package_info
+    from mlx_jina.spec import package_spec
 
     report: dict[str, Any] = {
         "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
@@ -223,7 +223,7 @@ def doctor(as_json: bool, db: Path | None) -> None:
     from mlx_jina.kb.connect import backend
 
     report["sqlite_used"] = backend().describe()
-    report["blas"] = _blas.status
+    report["blas"] = blas.status
     try:
         import mlx.core as mx
 
@@ -231,7 +231,7 @@ def doctor(as_json: bool, db: Path | None) -> None:
     except Exception as exc:  # noqa: BLE001 - a broken MLX is exactly what doctor should show
         report["mlx"] = f"unusable: {exc}"
     report["db"] = str(db or default_db_path())
-    report["model"] = f"{package_info().default_model} (override with --model or ${MODEL_ENV})"
+    report["model"] = f"{package_spec().default_model} (override with --model or ${MODEL_ENV})"
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
@@ -23,8 +23,8 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--model",
         "model",
         envvar=MODEL_ENV,
-        default=lambda: os.environ.get(MODEL_ENV, package_info().default_model),
-        show_default=f"${MODEL_ENV} or {package_info().default_model}",
+        default=lambda: os.environ.get(MODEL_ENV, package_spec().default_model),
+        show_default=f"${MODEL_ENV} or {package_spec().default_model}",
         help="Hub id or local checkpoint folder.",
     )
     @click.option("--revision", default=None, help="Hub revision (default: the pin in Package.toml).")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_jina.embedding_types import finalize, to_sqlite_vec_bits
+from mlx_jina.postprocess import finalize, to_sqlite_vec_bits
 
 #: KNN candidates fetched per result wanted, before rescoring (sqlite-vec caps k at 4096).
 OVERSAMPLE = 20

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
 from mlx_jina.errors import InputError, InputTooLongError, ModelMismatchError, ModelNotFound
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.package import package_info
+from mlx_jina.spec import package_spec
 from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.errors import ApiError, error_response
@@ -37,7 +37,7 @@ from mlx_jina.server.worker import ModelWorker
 def served_names(model: Embedder) -> tuple[str, ...]:
     """The served model's name first (the checkpoint's folder or repo name), then the aliases a
     request's `model` may use: the full id, and the Jina API's name of the model family."""
-    family = package_info().default_model.split("/")[-1]
+    family = package_spec().default_model.split("/")[-1]
     return tuple(dict.fromkeys([Path(model.model_id).name, model.model_id, family]))
 
 

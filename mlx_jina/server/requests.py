@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlx_jina.embedding_types import check_embedding_type
+from mlx_jina.postprocess import check_embedding_type
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import InputError, ModelNotFound
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlx_jina.embedding_types import finalize
+from mlx_jina.postprocess import finalize
 from mlx_jina.server.requests import EmbedJob
 
 if TYPE_CHECKING:

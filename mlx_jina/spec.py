@@ -1,12 +1,14 @@
-"""Model metadata from Package.toml: the only place repo ids, revisions, tasks, prompts,
-Matryoshka dimensions and the context length are defined."""
+"""Package.toml as a typed, frozen spec: the only place repo ids, revisions, tasks, prompts,
+Matryoshka dimensions, the context length and the LoRA targets are defined."""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -25,28 +27,19 @@ class RepoSpec:
 
 
 @dataclass(frozen=True)
-class PackageInfo:
+class PackageSpec:
     default_model: str
-    weights_license: str
     weights_license_note: str
-    hidden_size: int
     max_length: int
     matryoshka_dimensions: tuple[int, ...]
-    lora_targets: tuple[str, ...]
-    tasks: dict[str, TaskSpec]
-    repos: dict[str, RepoSpec]
+    lora_targets: tuple[str, ...]  # projection names (mlx-lm / transformers module names)
+    tasks: Mapping[str, TaskSpec]
+    repos: Mapping[str, RepoSpec]
 
     @property
     def adapters(self) -> tuple[str, ...]:
         """Adapter names in a stable order (first use in the task table)."""
         return tuple(dict.fromkeys(t.adapter for t in self.tasks.values()))
-
-    def repo_for_name(self, name: str) -> RepoSpec | None:
-        """The known repo whose last path component is `name` (e.g. a hub cache folder)."""
-        for spec in self.repos.values():
-            if spec.repo_id.split("/")[-1] == name:
-                return spec
-        return None
 
 
 def _package_toml() -> Path:
@@ -58,20 +51,18 @@ def _package_toml() -> Path:
 
 
 @cache
-def package_info() -> PackageInfo:
+def package_spec() -> PackageSpec:
     data = tomllib.loads(_package_toml().read_text(encoding="utf-8"))
     pkg, model = data["package"], data["model"]
-    return PackageInfo(
+    return PackageSpec(
         default_model=pkg["default_model"],
-        weights_license=pkg["weights_license"],
         weights_license_note=pkg["weights_license_note"],
-        hidden_size=model["hidden_size"],
         max_length=model["max_length"],
         matryoshka_dimensions=tuple(model["matryoshka_dimensions"]),
         lora_targets=tuple(model["lora_targets"]),
-        tasks={name: TaskSpec(name, t["adapter"], t["prompt"]) for name, t in data["tasks"].items()},
-        repos={
+        tasks=MappingProxyType({name: TaskSpec(name, t["adapter"], t["prompt"]) for name, t in data["tasks"].items()}),
+        repos=MappingProxyType({
             rid: RepoSpec(rid, r["layout"], r.get("revision", ""), r.get("adapter"))
             for rid, r in data["repos"].items()
-        },
+        }),
     )

@@ -16,6 +16,8 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from mlx_jina.model.lora import LoRABank
+
 #: Most attention scores (floats) one SDPA call may hold; longer inputs attend in query blocks,
 #: so a 32K-token text needs ~1 GB for scores instead of 64 GB.
 ATTENTION_SCORE_BUDGET = 1 << 28
@@ -75,23 +77,18 @@ class ModelArgs:
         )
 
 
-class LoRABank(nn.Module):
-    """The LoRA pairs of all loaded adapters for one projection, stacked: row i is adapter i.
+def layer_projections(args: ModelArgs) -> dict[str, tuple[int, int]]:
+    """The one projection-shape table: module path within a layer -> (in, out) features."""
+    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
+    h, i = args.hidden_size, args.intermediate_size
+    return {"self_attn.q_proj": (h, q), "self_attn.k_proj": (h, kv), "self_attn.v_proj": (h, kv),
+            "self_attn.o_proj": (q, h), "mlp.gate_proj": (h, i), "mlp.up_proj": (h, i), "mlp.down_proj": (i, h)}
 
-    a: [T, r, in], b: [T, out, r] with the adapter's alpha/r scale already folded into b.
-    """
 
-    def __init__(self, a: mx.array, b: mx.array):
-        super().__init__()
-        self.a = a
-        self.b = b
-
-    def __call__(self, x: mx.array, adapter: int | mx.array) -> mx.array:
-        if isinstance(adapter, int):  # shared by the batch: two plain matmuls
-            return (x @ self.a[adapter].T) @ self.b[adapter].T
-        a = self.a[adapter].swapaxes(1, 2)  # [B, in, r]
-        b = self.b[adapter].swapaxes(1, 2)  # [B, r, out]
-        return (x @ a) @ b
+def projection_shapes(args: ModelArgs) -> dict[str, tuple[int, int]]:
+    """Full module path (e.g. "layers.3.self_attn.q_proj") -> (in, out) for every projection."""
+    per_layer = layer_projections(args)
+    return {f"layers.{n}.{m}": s for n in range(args.num_hidden_layers) for m, s in per_layer.items()}
 
 
 class Projections(nn.Module):

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlx_jina.errors import ModelLoadError
-from mlx_jina.package import RepoSpec, package_info
+from mlx_jina.spec import RepoSpec, package_spec
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # Never fetched: ONNX exports, GGUF files and (below) the weight files of the other precisions.
@@ -32,7 +32,7 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
         raise ModelLoadError(f"{name!r} is neither an existing folder nor a hub id like 'owner/name'")
     if Path(name.split("/")[0]).is_dir():
         raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, so it is not a hub id)")
-    spec = package_info().repos.get(name)
+    spec = package_spec().repos.get(name)
     pinned = revision or (spec.revision if spec else "")
     if not pinned:
         warnings.warn(f"{name}: no pinned revision is known (Package.toml); using the hub's 'main'", stacklevel=3)
@@ -52,7 +52,7 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
     if unreachable:
         raise ModelLoadError(f"{name}@{rev} is not in the local Hugging Face cache and the hub is unreachable "
                              f"({unreachable}). Connect once, or pass a local checkpoint folder.")
-    licence = f"\n{package_info().weights_license_note}" if spec else ""
+    licence = f"\n{package_spec().weights_license_note}" if spec else ""
     print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
           file=sys.stderr)
     try:

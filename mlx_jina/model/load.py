@@ -1,4 +1,5 @@
-"""Reading a local checkpoint folder in any published layout into a ready `Qwen3Encoder`.
+"""Reading a local checkpoint folder in any published layout into a ready `Qwen3Encoder` and
+its tokenizer (`hub.resolve` turns a model name into such a folder).
 
 Layouts (see Package.toml and the spec):
 - hf-adapters:  unprefixed base keys + adapters/<task>/         (jinaai/jina-embeddings-v5-text-small)
@@ -13,15 +14,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
+from tokenizers import Tokenizer
 
-from mlx_jina.adapters import read_adapter, stack_adapters
 from mlx_jina.errors import ModelLoadError
-from mlx_jina.model import LoRABank, ModelArgs, Qwen3Encoder
-from mlx_jina.package import package_info
+from mlx_jina.model.lora import attach_banks, read_adapter, stack_adapters
+from mlx_jina.model.qwen3 import ModelArgs, Qwen3Encoder, projection_shapes
+from mlx_jina.spec import package_spec
+
+TOKENIZER_FILE = "tokenizer.json"
 
 QUANTIZE_GROUP_SIZE = 64
 _IGNORED_KEYS = re.compile(r"^(lm_head\.weight|.*rotary_emb\.inv_freq)$")
@@ -37,7 +42,19 @@ class LoadedCheckpoint:
     quantization: int | None  # bits of the base weights, None for float
 
 
-def read_config(folder: Path) -> tuple[dict, ModelArgs]:
+def read_tokenizer(folder: Path) -> Tokenizer:
+    """The checkpoint's tokenizer.json, with no padding or truncation (batching pads, and
+    over-length input is the embedder's decision)."""
+    path = folder / TOKENIZER_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{folder} has no {TOKENIZER_FILE}")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def read_config(folder: Path) -> tuple[dict[str, Any], ModelArgs]:
     path = folder / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -71,13 +88,11 @@ def load_checkpoint(
     bits = quantize or (next(iter(prequantized.values()))["bits"] if prequantized else None)
 
     if has_adapters:
-        names = package_info().adapters
+        names = package_spec().adapters
         _check_task_names(config, names, folder)
-        shapes = _projection_shapes(args)
+        shapes = lora_shapes(args)
         adapters = [read_adapter(folder / "adapters" / name, name, shapes) for name in names]
-        for module_path, (a, b) in stack_adapters(adapters, dtype).items():
-            parent_path, proj = module_path.rsplit(".", 1)
-            _submodule(model, parent_path).lora[proj] = LoRABank(a, b)
+        attach_banks(model, stack_adapters(adapters, dtype))
         merged, adapter_names = None, names
     else:
         merged, adapter_names = merged_adapter or _merged_adapter_from_path(folder), ()
@@ -109,33 +124,22 @@ def _read_weights(path: Path) -> tuple[dict[str, mx.array], bool]:
 def _quantization_plan(weights: dict[str, mx.array], args: ModelArgs) -> dict[str, dict[str, int]]:
     """For pre-quantized files: module path -> {bits, group_size}, inferred from tensor shapes."""
     plan = {}
+    fan_ins = {path: shape[0] for path, shape in projection_shapes(args).items()}
     for key, scales in weights.items():
         if not key.endswith(".scales"):
             continue
         module = key.removesuffix(".scales")
         packed = weights[f"{module}.weight"]
-        fan_in = _fan_in(module, args)
+        fan_in = fan_ins.get(module, args.hidden_size)  # the embedding table is [vocab, hidden]
         bits = packed.shape[-1] * 32 // fan_in
         plan[module] = {"bits": bits, "group_size": fan_in // scales.shape[-1]}
     return plan
 
 
-def _fan_in(module: str, args: ModelArgs) -> int:
-    if module.endswith("o_proj"):
-        return args.num_attention_heads * args.head_dim
-    if module.endswith("down_proj"):
-        return args.intermediate_size
-    return args.hidden_size
-
-
-def _projection_shapes(args: ModelArgs) -> dict[str, tuple[int, int]]:
-    """module path -> (in, out) for every projection LoRA may target."""
-    q, kv = args.num_attention_heads * args.head_dim, args.num_key_value_heads * args.head_dim
-    h, i = args.hidden_size, args.intermediate_size
-    per_layer = {"self_attn.q_proj": (h, q), "self_attn.k_proj": (h, kv), "self_attn.v_proj": (h, kv),
-                 "self_attn.o_proj": (q, h), "mlp.gate_proj": (h, i), "mlp.up_proj": (h, i),
-                 "mlp.down_proj": (i, h)}
-    return {f"layers.{n}.{m}": s for n in range(args.num_hidden_layers) for m, s in per_layer.items()}
+def lora_shapes(args: ModelArgs) -> dict[str, tuple[int, int]]:
+    """module path -> (in, out) of every projection an adapter may target (Package.toml's lora_targets)."""
+    targets = set(package_spec().lora_targets)
+    return {path: shape for path, shape in projection_shapes(args).items() if path.rsplit(".", 1)[-1] in targets}
 
 
 def _load_base(model: Qwen3Encoder, weights: dict[str, mx.array], dtype: mx.Dtype, path: Path) -> None:
@@ -154,7 +158,7 @@ def _load_base(model: Qwen3Encoder, weights: dict[str, mx.array], dtype: mx.Dtyp
     model.load_weights(list(cast.items()), strict=True)
 
 
-def _check_task_names(config: dict, adapters: tuple[str, ...], folder: Path) -> None:
+def _check_task_names(config: dict[str, Any], adapters: tuple[str, ...], folder: Path) -> None:
     declared = config.get("task_names")
     if declared is not None and set(adapters) - set(declared):
         raise ModelLoadError(f"{folder}/config.json task_names {declared} lack {sorted(set(adapters) - set(declared))}")
@@ -164,17 +168,10 @@ def _merged_adapter_from_path(folder: Path) -> str:
     """A per-task repo names its task: …-small-retrieval, …-small-text-matching-mlx, hub cache
     folders (models--jinaai--…-retrieval/snapshots/<rev>) included."""
     for part in reversed(folder.resolve().parts):
-        for adapter in package_info().adapters:
+        for adapter in package_spec().adapters:
             if re.search(rf"-{re.escape(adapter)}(-mlx)?$", part):
                 return adapter
     raise ModelLoadError(
         f"{folder} has no adapters/ folder, so it is a per-task merged checkpoint, but its task cannot be "
-        f"told from its name; pass adapter= one of {list(package_info().adapters)}"
+        f"told from its name; pass adapter= one of {list(package_spec().adapters)}"
     )
-
-
-def _submodule(model: nn.Module, path: str) -> nn.Module:
-    module = model
-    for part in path.split("."):
-        module = module[int(part)] if part.isdigit() else getattr(module, part)
-    return module
