@@ -156,7 +156,8 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
         heading = f"  {hit.heading}" if hit.heading else ""
         click.echo(click.style(f"{rank:2d}. {hit.score:.4f}  {hit.path}:{hit.start_line}-{hit.end_line}", bold=True)
                    + heading)
-        click.echo("\n".join("      " + line for line in hit.snippet.splitlines()) + "\n")
+        snippet = hit.marked(click.style("", fg="yellow", bold=True, reset=False), click.style("", reset=True))
+        click.echo("\n".join("      " + line for line in snippet.splitlines()) + "\n")
     if not hits and not as_json:
         click.echo("no results", err=True)
 

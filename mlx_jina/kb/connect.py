@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from mlx_jina.errors import SQLiteUnavailableError
+from mlx_jina.kb import keywords
 
 BACKENDS = ("sqlite3", "sqlean", "pysqlite3.dbapi2")
 BACKEND_ENV = "MLX_JINA_SQLITE"
@@ -103,9 +104,11 @@ def backend() -> Backend:
 
 
 def connect(path: str | Path, *, timeout: float = 30.0) -> tuple[Any, Backend]:
-    """Connection in autocommit mode (we BEGIN/COMMIT ourselves), WAL, sqlite-vec loaded."""
+    """Connection in autocommit mode (we BEGIN/COMMIT ourselves), WAL, sqlite-vec loaded, and the
+    keyword-text function the FTS triggers call."""
     found = backend()
     conn = _open(found.module, str(path), timeout=timeout)
+    keywords.register(conn)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")

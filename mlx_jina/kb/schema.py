@@ -1,15 +1,20 @@
 """The database layout, versioned with PRAGMA user_version; MIGRATIONS[i] takes version i to i+1.
 
-Tables: meta (model binding, last index), documents, chunks, chunks_fts (FTS5 over chunk headings
-and bodies, kept in step by triggers) and chunks_vec (a sqlite-vec vec0 table created once the
+Tables: meta (model binding, last index), documents, chunks, chunks_fts (contentless FTS5 over
+chunk headings and bodies as `keywords.index_text` rewrites them, kept in step by triggers that
+call it) and chunks_vec (a sqlite-vec vec0 table created once the
 embedding size is known: see `create_vector_table`).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from mlx_jina.errors import InputError, SchemaError
+from mlx_jina.kb.keywords import SQL_FUNCTION, TOKENIZE
+
+_KEYWORDS = f"{SQL_FUNCTION}(new.heading), {SQL_FUNCTION}(new.body)"
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 0 -> 1: first layout
@@ -49,8 +54,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             INSERT INTO chunks_fts(chunks_fts, rowid, heading, body) VALUES ('delete', old.id, old.heading, old.body);
         END""",
     ),
+    (  # 1 -> 2: keywords in every script (CJK and Thai bigrams), rebuilt from the stored chunk text
+        "DROP TRIGGER chunks_fts_insert",
+        "DROP TRIGGER chunks_fts_delete",
+        "DROP TABLE chunks_fts",
+        f"CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, body, content='', tokenize='{TOKENIZE}')",
+        f"""CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, heading, body) VALUES (new.id, {_KEYWORDS});
+        END""",
+        f"""CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, heading, body)
+            VALUES ('delete', old.id, {_KEYWORDS.replace("new.", "old.")});
+        END""",
+        f"INSERT INTO chunks_fts(rowid, heading, body) SELECT id, {SQL_FUNCTION}(heading), {SQL_FUNCTION}(body) "
+        "FROM chunks",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# What a migration step with work to do tells the user, by the version it reaches.
+NOTICES = {
+    2: "rebuilding the keyword index of {chunks} chunks from their stored text, so that Chinese, Japanese, "
+       "Korean and Thai words can be found (no re-embedding; this runs once)",
+}
 
 
 def migrate(conn: Any) -> int:
@@ -69,6 +94,7 @@ def migrate(conn: Any) -> int:
             # re-read under the write lock: another process may have migrated meanwhile
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
+                _notify(conn, version + 1)
                 for statement in MIGRATIONS[version]:
                     conn.execute(statement)
                 version += 1
@@ -78,6 +104,12 @@ def migrate(conn: Any) -> int:
             conn.execute("ROLLBACK")
             raise
     return version
+
+
+def _notify(conn: Any, version: int) -> None:
+    chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0] if version > 1 else 0
+    if version in NOTICES and chunks:
+        print(f"mlx-jina: {NOTICES[version].format(chunks=f'{chunks:,}')}", file=sys.stderr)
 
 
 def create_vector_table(conn: Any, dimensions: int) -> None:

@@ -10,21 +10,19 @@ note does not fill the page.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from mlx_jina.errors import InputError
-from mlx_jina.kb import vectors
+from mlx_jina.kb import keywords, vectors
+from mlx_jina.kb.connect import backend
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
 COMMON_TERM_SHARE = 0.05  # of all chunks ...
 COMMON_TERM_MIN = 1000  # ... and at least this many: small indexes are fast anyway, keep every term
-SNIPPET_CHARS = 300
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,9 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    """One result; `score` is RRF (hybrid), cosine (vector) or -BM25 (keyword), higher is better."""
+    """One result; `score` is RRF (hybrid), cosine (vector) or -BM25 (keyword), higher is better.
+    snippet: the part of the chunk that matched the query's keywords (else its first lines);
+    highlights: the [start, end) character offsets of the matched terms in `snippet`."""
 
     path: str
     rel: str
@@ -72,9 +72,18 @@ class Hit:
     vector_score: float | None
     keyword_score: float | None
     chunk_id: int
+    highlights: tuple[tuple[int, int], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def marked(self, before: str = "[", after: str = "]") -> str:
+        """The snippet with each highlighted term between `before` and `after`."""
+        out, pos = [], 0
+        for start, end in self.highlights:
+            out += [self.snippet[pos:start], before, self.snippet[start:end], after]
+            pos = end
+        return "".join(out) + self.snippet[pos:]
 
 
 def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 10, mode: str = "hybrid",
@@ -83,7 +92,10 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
     mode == "keyword"."""
     check_options(mode=mode, k=k, per_doc=per_doc)
     n = vectors.candidates(k)
-    keyword = _keyword(conn, query, filters, n) if mode != "vector" else {}
+    terms = keywords.query_terms(query)
+    if mode != "vector":
+        terms = _informative(conn, terms)
+    keyword = _keyword(conn, terms, filters, n) if mode != "vector" else {}
     vector = vector_search(conn, query_vector, filters, n) if mode != "keyword" else {}
     if mode == "hybrid":
         fused: dict[int, float] = {}
@@ -94,7 +106,7 @@ def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 1
     else:
         order = keyword or vector
     ranked_ids = sorted(order, key=order.__getitem__, reverse=True)
-    return _hits(conn, ranked_ids, order, vector, keyword, k, per_doc)
+    return _hits(conn, ranked_ids, order, vector, keyword, k, per_doc, terms)
 
 
 def check_options(*, mode: str, k: int, per_doc: int) -> None:
@@ -106,10 +118,10 @@ def check_options(*, mode: str, k: int, per_doc: int) -> None:
             raise InputError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _keyword(conn: Any, query: str, filters: Filters, n: int) -> dict[int, float]:
-    """chunk id -> -BM25 (higher is better), best first. Query words are quoted and OR-ed, so
-    natural-language questions work and FTS5 syntax characters cannot break the query."""
-    terms = _informative(conn, ['"' + w.replace('"', '""') + '"' for w in dict.fromkeys(_WORD.findall(query))])
+def _keyword(conn: Any, terms: list[str], filters: Filters, n: int) -> dict[int, float]:
+    """chunk id -> -BM25 (higher is better), best first. The query's terms (keywords.query_terms:
+    quoted words, CJK phrases) are OR-ed, so natural-language questions work and FTS5 syntax
+    characters cannot break the query."""
     if not terms:
         return {}
     match = " OR ".join(terms)
@@ -158,7 +170,7 @@ def vector_search(conn: Any, query_vector: np.ndarray | None, filters: Filters, 
 
 
 def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dict[int, float],
-          keyword: dict[int, float], k: int, per_doc: int) -> list[Hit]:
+          keyword: dict[int, float], k: int, per_doc: int, terms: list[str]) -> list[Hit]:
     if not ranked_ids:
         return []
     rows = conn.execute(
@@ -168,24 +180,20 @@ def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dic
     ).fetchall()
     by_id = {r[0]: r for r in rows}
     taken: dict[int, int] = {}
-    hits: list[Hit] = []
+    kept = []
     for chunk_id in ranked_ids:
         row = by_id.get(chunk_id)  # absent if deleted by a concurrent index run
         if row is None or taken.get(row[1], 0) >= per_doc:
             continue
         taken[row[1]] = taken.get(row[1], 0) + 1
-        hits.append(Hit(path=row[2], rel=row[3], kind=row[4], heading=row[5], start_line=row[6], end_line=row[7],
-                        snippet=_snippet(row[8]), score=score[chunk_id], vector_score=vector.get(chunk_id),
-                        keyword_score=keyword.get(chunk_id), chunk_id=chunk_id))
-        if len(hits) == k:
+        kept.append(row)
+        if len(kept) == k:
             break
+    hits = []
+    for row, spans in zip(kept, keywords.highlights(backend().module, terms, [row[8] for row in kept])):
+        snippet, marks = keywords.snippet(row[8], spans)
+        chunk_id = row[0]
+        hits.append(Hit(path=row[2], rel=row[3], kind=row[4], heading=row[5], start_line=row[6], end_line=row[7],
+                        snippet=snippet, score=score[chunk_id], vector_score=vector.get(chunk_id),
+                        keyword_score=keyword.get(chunk_id), chunk_id=chunk_id, highlights=tuple(marks)))
     return hits
-
-
-def _snippet(body: str) -> str:
-    """The chunk's first lines, cut at a line end near SNIPPET_CHARS."""
-    text = body.strip("\n")
-    if len(text) <= SNIPPET_CHARS:
-        return text
-    cut = text.rfind("\n", 0, SNIPPET_CHARS)
-    return text[: cut if cut > SNIPPET_CHARS // 2 else SNIPPET_CHARS].rstrip() + " …"
