@@ -25,10 +25,10 @@ import numpy as np
 
 import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
 from benchmarks.corpus import MAX_TOKENS, build_store, clustered, docstring_paragraphs, embed_cached
-from mlx_jina.postprocess import finalize
 from mlx_jina.kb import vectors
 from mlx_jina.kb.search import search
 from mlx_jina.kb.store import Store
+from mlx_jina.postprocess import finalize
 
 
 # ---------------------------------------------------------------- rescoring options (numpy)
@@ -57,7 +57,7 @@ def rescoring_table(x: np.ndarray, queries: np.ndarray, truth: list[set[int]], c
         "float16": (d // 8 + 2 * d, lambda q, ids: f16[ids] @ q),
     }
     lines = [f"{'stored per chunk':26s} {'bytes':>6s} " + " ".join(f"{'x' + str(f):>7s}" for f in factors)]
-    cands = {f: [] for f in factors}
+    cands: dict[int, list[np.ndarray]] = {f: [] for f in factors}
     for q in queries:
         for f in factors:
             rows = conn.execute("SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?",
@@ -82,9 +82,12 @@ def build_db(path: Path, x: np.ndarray, texts: list[str], per_doc: int = 100) ->
     store.close()
 
 
-def time_search(path: Path, queries: np.ndarray, qtexts: list[str], mode: str, truth: list[set[int]] | None):
+def time_search(path: Path, queries: np.ndarray, qtexts: list[str], mode: str,
+                truth: list[set[int]] | None) -> tuple[float, float, float | None]:
+    """Median and p95 ms per query (and recall@10 when truth is given) through the KB's search()."""
     store = Store(path)
-    times, rec = [], []
+    times: list[float] = []
+    rec: list[float] = []
     for i, q in enumerate(queries):
         start = time.perf_counter()
         hits = search(store.conn, qtexts[i], q, k=10, mode=mode, per_doc=10)
@@ -92,8 +95,8 @@ def time_search(path: Path, queries: np.ndarray, qtexts: list[str], mode: str, t
         if truth is not None:
             rec.append(len(truth[i] & {h.chunk_id - 1 for h in hits}) / 10)
     store.close()
-    times = np.array(times[5:]) * 1000  # first queries warm the page cache
-    return np.median(times), np.percentile(times, 95), (np.mean(rec) if rec else None)
+    ms = np.array(times[5:]) * 1000  # first queries warm the page cache
+    return float(np.median(ms)), float(np.percentile(ms, 95)), (float(np.mean(rec)) if rec else None)
 
 
 def main() -> None:

@@ -69,10 +69,11 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     server = nullcontext(None) if args.url else running_server(["--model", args.model, *args.serve_args.split()])
     with server as proc:
-        url = args.url or proc.url
+        url = args.url or (proc.url if proc else "")
         print(f"server {url}, model {args.model if not args.url else '(running)'}, {args.texts} text(s)/request, "
               f"{args.seconds:g} s per level")
-        print(f"{'clients':>7} {'requests':>8} {'req/s':>8} {'texts/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/round':>9}")
+        print(f"{'clients':>7} {'requests':>8} {'req/s':>8} {'texts/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'req/round':>9}")
         for clients in (int(c) for c in args.clients.split(",")):
             row = asyncio.run(run_level(url, headers, clients, args.texts, args.seconds))
             print(f"{row['clients']:>7} {row['requests']:>8} {row['req_s']:>8.1f} {row['texts_s']:>8.1f} "

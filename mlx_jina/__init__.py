@@ -8,8 +8,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlx_jina import blas
-from mlx_jina.errors import (InputError, InputTooLongError, MlxJinaError, ModelLoadError, ModelMismatchError,
-                             ModelNotFound, SchemaError, ServerStartError, SQLiteUnavailableError, UnreadableFile)
+from mlx_jina.errors import (
+    InputError,
+    InputTooLongError,
+    MlxJinaError,
+    ModelLoadError,
+    ModelMismatchError,
+    ModelNotFound,
+    SchemaError,
+    ServerStartError,
+    SQLiteUnavailableError,
+    UnreadableFile,
+)
 
 blas.preload()
 

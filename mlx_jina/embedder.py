@@ -189,7 +189,8 @@ class Embedder:
                 why = "is not available in this merged checkpoint" if t in package_spec().tasks else "is not"
                 raise InputError(f"task {t!r} {why} {known}")
         if dimensions is not None and dimensions not in self.dimensions:
-            raise InputError(f"dimensions={dimensions!r} is not a Matryoshka size of this model: {list(self.dimensions)}")
+            sizes = list(self.dimensions)
+            raise InputError(f"dimensions={dimensions!r} is not a Matryoshka size of this model: {sizes}")
         check_embedding_type(embedding_type)
         if not isinstance(batch_tokens, int) or batch_tokens < 1:
             raise InputError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-
 from conftest import unit
+
 from mlx_jina.spec import package_spec
 
 TASKS = list(package_spec().tasks)

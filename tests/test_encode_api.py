@@ -7,8 +7,8 @@ import base64
 import numpy as np
 import pytest
 
-from mlx_jina.postprocess import to_sqlite_vec_bits
 from mlx_jina.errors import InputError, InputTooLongError
+from mlx_jina.postprocess import to_sqlite_vec_bits
 
 TEXTS = ["How fast does light travel?", "Brot backen am Sonntag", "光速"]
 

@@ -7,11 +7,11 @@ import shutil
 
 import huggingface_hub
 import pytest
+from conftest import TINY
 from huggingface_hub import constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 import mlx_jina
-from conftest import TINY
 from mlx_jina.errors import ModelLoadError
 from mlx_jina.spec import package_spec
 

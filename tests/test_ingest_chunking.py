@@ -54,7 +54,8 @@ def check(text: str, chunks: list[Chunk], *, title: str, count, max_tokens: int)
         header = f"{title} > {c.heading}" if c.heading else title
         shown, _, body = c.text.partition("\n\n")
         assert body == c.body
-        assert shown == header or (shown.startswith("…") and header.endswith(shown[1:]) and count(header) > max_tokens // 2)
+        assert shown == header or (shown.startswith("…") and header.endswith(shown[1:])
+                                   and count(header) > max_tokens // 2)
         assert count(c.text) <= max_tokens, c
         assert c.body.strip() and c.body == c.body.rstrip()
     found = spans(text, chunks)

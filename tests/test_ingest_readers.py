@@ -40,7 +40,7 @@ def test_text_newlines_normalised_and_bom_dropped(tmp_path):
 
 
 def test_invalid_utf8_is_reported_with_offset(tmp_path):
-    (tmp_path / "latin1.txt").write_bytes("caf".encode() + "é au lait".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes(b"caf" + "é au lait".encode("latin-1"))
     with pytest.raises(UnreadableFile) as err:
         read_document(tmp_path / "latin1.txt")
     assert err.value.reason == "invalid UTF-8 at byte 3"

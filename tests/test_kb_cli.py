@@ -1,4 +1,4 @@
-"""`mlx-jina index | search | status | doctor` through click, on real files in a temporary folder."""
+"""`mlx-jina index | add | remove | search | status | doctor` through click, on real files in a temporary folder."""
 
 from __future__ import annotations
 
@@ -54,6 +54,27 @@ def test_index_search_status_roundtrip(notes, tmp_path, tiny_path):
     status = json.loads(run("status", "--db", db, "--json").stdout)
     assert (status["files"], status["dimensions"], status["model"]) == (2, 128, str(tiny_path.resolve()))
     assert "files" in run("status", "--db", db).stdout
+
+
+def test_add_and_remove_paths(notes, tmp_path, tiny_path):
+    db = str(tmp_path / "kb.db")
+    added = run("add", str(notes / "work" / "login.md"), str(notes / "home.txt"), "--db", db,
+                "--model", str(tiny_path), "--json")
+    assert added.exit_code == 0, added.output
+    reports = [json.loads(line) for line in added.stdout.splitlines()]
+    assert [(r["path"], r["added"]) for r in reports] == [(str(notes / "work" / "login.md"), 1),
+                                                         (str(notes / "home.txt"), 1)]
+    assert json.loads(run("status", "--db", db, "--json").stdout)["files"] == 2
+    folder = run("add", str(notes / "work"), "--db", db, "--model", str(tiny_path))  # already there: nothing to do
+    assert "0 added" in folder.stdout and "1 unchanged" in folder.stdout, folder.output
+
+    removed = run("remove", str(notes / "work"), "--db", db, "--json")
+    assert removed.exit_code == 0 and json.loads(removed.stdout) == {"path": str(notes / "work"), "removed": 1}
+    again = run("remove", str(notes / "work"), str(notes / "home.txt"), "--db", db)
+    assert again.exit_code == 1 and f"nothing in the index at {notes / 'work'}" in again.output
+    assert "home.txt: 1 file removed" in again.stdout  # the other path was still removed
+    assert json.loads(run("status", "--db", db, "--json").stdout)["files"] == 0
+    assert run("add", str(tmp_path / "absent.md"), "--db", db).exit_code == 2  # click: path does not exist
 
 
 def test_model_mismatch_points_to_reembed(notes, tmp_path, tiny_path):

@@ -66,6 +66,7 @@ def consistent_counts(kb: KnowledgeBase) -> tuple[int, int]:
     return docs, chunks
 
 
+@pytest.mark.slow
 def test_kill_9_mid_index_then_resume_while_searching(tmp_path, tiny, tiny_path):
     notes, db = tmp_path / "notes", tmp_path / "kb.db"
     write_notes(notes, N_FILES)

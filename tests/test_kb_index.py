@@ -201,7 +201,8 @@ def test_search_filters(kb, notes):
 @pytest.mark.parametrize("bad, message", [
     ({"mode": "fuzzy"}, "mode 'fuzzy' is not one of"), ({"k": 0}, "k must be a positive integer"),
     ({"k": "10"}, "k must be"), ({"per_doc": -1}, "per_doc must be"), ({"path": 3}, "path must be a glob"),
-    ({"kinds": [None]}, "kinds must be names"), ({"since": [2024]}, "since must be"), ({"since": True}, "since must be"),
+    ({"kinds": [None]}, "kinds must be names"), ({"since": [2024]}, "since must be"),
+    ({"since": True}, "since must be"),
 ])
 def test_search_checks_every_option_before_any_work(tmp_path, bad, message):
     # An empty index and a model that cannot be loaded: the bad option is still reported, not []

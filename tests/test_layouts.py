@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 import mlx_jina
-from conftest import TINY
 from mlx_jina.errors import InputError
 
 QUERY = ["How fast does light travel in a vacuum?", "光在真空中的速度", "def f(x): return x"]

@@ -7,9 +7,9 @@ import shutil
 
 import mlx.core as mx
 import pytest
+from conftest import TINY
 
 import mlx_jina
-from conftest import TINY
 from mlx_jina.errors import ModelLoadError
 
 

@@ -7,9 +7,9 @@ import json
 import mlx.core as mx
 import numpy as np
 import pytest
+from conftest import TINY
 
 import mlx_jina
-from conftest import TINY
 
 qwen3 = pytest.importorskip("mlx_lm.models.qwen3")
 

@@ -132,7 +132,8 @@ def main() -> None:
             mx.save_safetensors(str(a_dir / "adapter_model.safetensors"), adapters[name], metadata={"format": "pt"})
             write_json(a_dir / "adapter_config.json", {
                 "peft_type": "LORA", "task_type": "FEATURE_EXTRACTION", "r": r, "lora_alpha": alpha,
-                "lora_dropout": 0.05 if name == "classification" else 0.1, "target_modules": list(package_spec().lora_targets),
+                "lora_dropout": 0.05 if name == "classification" else 0.1,
+                "target_modules": list(package_spec().lora_targets),
                 "use_dora": False, "use_rslora": False, "bias": "none", "modules_to_save": None,
                 "base_model_name_or_path": "jinaai/jina-embeddings-v5-text-small", "revision": None})
 

@@ -3,6 +3,7 @@ against this machine's measured float32 matmul peak (so we know how close to the
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 import mlx.core as mx
@@ -120,7 +122,7 @@ def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: i
             progress.set_postfix_str(w.name)
             mx.reset_peak_memory()
             times, vectors = time_calls(
-                lambda: run_mlx(embedder, w, batch_tokens=batch_tokens, adapter_mode=adapter_mode),
+                functools.partial(run_mlx, embedder, w, batch_tokens=batch_tokens, adapter_mode=adapter_mode),
                 warmup=warmup, repeats=repeats, progress=progress)
             mean = statistics.fmean(times)
             gflops = forward_flops(args, [len(r) for r in w.ids], lora_rank) / mean / 1e9
@@ -128,7 +130,7 @@ def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: i
                             w.tokens / mean, gflops, 100 * gflops / peak_gflops, mx.get_peak_memory() / 2**20,
                             max_rss_mb())
             if reference:
-                ref_times, ref_vectors = time_calls(lambda: reference(w), warmup=warmup, repeats=repeats,
+                ref_times, ref_vectors = time_calls(functools.partial(reference, w), warmup=warmup, repeats=repeats,
                                                     progress=progress)
                 ref_mean = statistics.fmean(ref_times)
                 row.reference = {"mean_ms": 1e3 * ref_mean, "p50_ms": 1e3 * statistics.median(ref_times),
@@ -155,7 +157,7 @@ def max_rss_mb() -> float:
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     return {"cpu": _cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "mlx": mx.__version__, "device": str(mx.default_device()),
+            "python": platform.python_version(), "mlx": version("mlx"), "device": str(mx.default_device()),
             "blas": blas.status, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 

@@ -27,7 +27,4 @@ def main() -> None:
     """On-device jina-embeddings-v5-text-small embeddings and offline search over your notes."""
 
 
-from mlx_jina.cli import embed  # noqa: E402,F401  (registers commands)
-from mlx_jina.cli import kb  # noqa: E402,F401  (registers commands)
-from mlx_jina.cli import bench  # noqa: E402,F401
-from mlx_jina.cli import serve  # noqa: E402,F401
+from mlx_jina.cli import bench, embed, kb, serve  # noqa: E402,F401  (each module registers its commands)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mlx_jina.batching import ADAPTER_MODES
+from mlx_jina.batching import ADAPTER_MODES, AdapterMode
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
 from mlx_jina.errors import InputError
@@ -24,11 +24,12 @@ from mlx_jina.errors import InputError
               help="per-row: one pass mixes adapters; shared: one pass per adapter group; merged: the same "
                    "on fused (adapter-merged) weights; auto: as encode() picks.")
 @click.option("--batch-tokens", type=int, default=None, help="Token budget per forward pass (with padding).")
-@click.option("--rows", default=None, help="Comma-separated subset of rows by name (as in the table), e.g. query,short-8.")
+@click.option("--rows", default=None,
+              help="Comma-separated subset of rows by name (as in the table), e.g. query,short-8.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed runs per row.")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed runs per row first.")
 @model_options
-def bench(as_json: bool, compare: str | None, adapter_mode: str, batch_tokens: int | None, rows: str | None,
+def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_tokens: int | None, rows: str | None,
           repeats: int, warmup: int, **model_opts: Any) -> None:
     """Time the encoder (real weights if present, else random weights of the exact shape)."""
     from mlx_jina.bench.runner import bench_rows, machine, mlx_matmul_gflops

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -24,14 +25,14 @@ from mlx_jina.spec import package_spec
 @click.option("--batch-tokens", type=int, default=None, help="Token budget per forward pass (with padding).")
 @model_options
 def embed(texts: tuple[str, ...], task: str, dimensions: int | None, embedding_type: str, no_normalize: bool,
-          truncate: bool, batch_tokens: int | None, **model_opts: str | None) -> None:
+          truncate: bool, batch_tokens: int | None, **model_opts: Any) -> None:
     """Embed TEXTS (or stdin lines); print one JSON object per text: {"index", "embedding"}."""
     if not texts:
         if sys.stdin.isatty():
             raise click.UsageError("give texts as arguments or one per line on stdin")
         texts = tuple(sys.stdin.read().splitlines())
     model = load_from_options(**model_opts)
-    extra = {"batch_tokens": batch_tokens} if batch_tokens else {}
+    extra: dict[str, Any] = {"batch_tokens": batch_tokens} if batch_tokens else {}
     vectors = model.encode(list(texts), task=task, dimensions=dimensions, embedding_type=embedding_type,
                            normalized=not no_normalize, truncate=truncate, **extra)
     for i, vector in enumerate(vectors):

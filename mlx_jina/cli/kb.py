@@ -1,4 +1,4 @@
-"""`mlx-jina index | search | status | watch | doctor`: the knowledge base from the shell.
+"""`mlx-jina index | add | remove | search | status | watch | doctor`: the knowledge base from the shell.
 
 Mirrors mlx_jina.KnowledgeBase; every command takes --db (default: $MLX_JINA_DB or the platform's
 user data folder) and the shared model options. Where the default model cannot be loaded (not in
@@ -119,6 +119,39 @@ def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: 
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of counts per PATH.")
+@db_option
+@model_options
+def add(paths: tuple[Path, ...], as_json: bool, db: Path | None, **model_opts: Any) -> None:
+    """Index PATHS (files or folders) without removing anything else from the index."""
+    with _kb(db, _load(model_opts)) as kb:
+        for path in paths:
+            report = kb.add(path, progress=not as_json and sys.stderr.isatty())
+            if as_json:
+                click.echo(json.dumps({"path": str(path)} | report.as_dict()))
+            else:
+                _print_report(report, False)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print {\"path\", \"removed\"} per PATH.")
+@db_option
+def remove(paths: tuple[Path, ...], as_json: bool, db: Path | None) -> None:
+    """Drop PATHS (files, or every file under a folder) from the index; the files stay on disk."""
+    missing = []
+    with _kb(db, must_exist=True) as kb:
+        for path in paths:
+            removed = kb.remove(path)
+            missing += [] if removed else [str(path)]
+            click.echo(json.dumps({"path": str(path), "removed": removed}) if as_json
+                       else f"{path}: {removed} file{'s' * (removed != 1)} removed from the index")
+    if missing:
+        raise click.ClickException(f"nothing in the index at {', '.join(missing)}")
+
+
+@main.command()
 @click.argument("query")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--mode", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
@@ -226,9 +259,11 @@ def doctor(as_json: bool, db: Path | None) -> None:
     report["sqlite_used"] = backend().describe()
     report["blas"] = blas.status
     try:
+        from importlib.metadata import version
+
         import mlx.core as mx
 
-        report["mlx"] = f"{mx.__version__} on {mx.default_device()}"
+        report["mlx"] = f"{version('mlx')} on {mx.default_device()}"
     except Exception as exc:  # noqa: BLE001 - a broken MLX is exactly what doctor should show
         report["mlx"] = f"unusable: {exc}"
     report["db"] = str(db or default_db_path())

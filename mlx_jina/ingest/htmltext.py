@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from itertools import groupby
 from html.parser import HTMLParser
+from itertools import groupby
 
 _HIDDEN = frozenset({"script", "style", "noscript", "template", "svg", "head"})
 _BLOCKS = frozenset({

@@ -115,7 +115,7 @@ def _markdown_sections(lines: list[str]) -> list[Section]:
         fence = _FENCE.match(line)
         if fence:
             close_para(i)
-            closing = re.compile(r"^ {0,3}" + re.escape(fence.group(1)[0]) + "{%d,}[ \t]*$" % len(fence.group(1)))
+            closing = re.compile(rf"^ {{0,3}}{re.escape(fence.group(1)[0])}{{{len(fence.group(1))},}}[ \t]*$")
             end = next((j + 1 for j in range(i + 1, n) if closing.match(lines[j])), n)
             out[-1].blocks.append(Block(i, end))
             i = end

@@ -16,8 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlx_jina.ingest import (DEFAULT_MAX_BYTES, FileEntry, Skipped, UnreadableFile, chunk_document, read_bytes,
-                             read_document, scan)
+from mlx_jina.ingest import (
+    DEFAULT_MAX_BYTES,
+    FileEntry,
+    Skipped,
+    UnreadableFile,
+    chunk_document,
+    read_bytes,
+    read_document,
+    scan,
+)
 from mlx_jina.kb import vectors
 from mlx_jina.kb.store import NewChunk, Store, StoredDoc
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from platformdirs import user_data_path
 
 from mlx_jina.errors import InputError
 from mlx_jina.ingest import DEFAULT_MAX_BYTES
@@ -22,17 +23,12 @@ DB_ENV = "MLX_JINA_DB"
 
 
 def default_db_path() -> Path:
-    """$MLX_JINA_DB, else the platform's user data folder: ~/Library/Application Support/mlx-jina/
-    index.db (macOS), $XDG_DATA_HOME or ~/.local/share/mlx-jina/index.db (Linux), %LOCALAPPDATA%."""
+    """$MLX_JINA_DB, else index.db in the platform's user data folder (platformdirs): ~/Library/
+    Application Support/mlx-jina (macOS), $XDG_DATA_HOME or ~/.local/share/mlx-jina (Linux),
+    %LOCALAPPDATA%\\mlx-jina (Windows)."""
     if os.environ.get(DB_ENV):
         return Path(os.environ[DB_ENV]).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "mlx-jina" / "index.db"
+    return user_data_path("mlx-jina", appauthor=False) / "index.db"
 
 
 class KnowledgeBase:
@@ -48,7 +44,7 @@ class KnowledgeBase:
         self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
         self.store = Store(self.db_path)
         self._model = model
-        self._load_args = {"revision": revision, "quantize": quantize}
+        self._revision, self._quantize = revision, quantize
         self._dimensions = dimensions
         self._embedder: Embedder | None = None
 
@@ -62,11 +58,10 @@ class KnowledgeBase:
 
                 bound = self.store.binding()
                 name = self._model or (bound.model_id if bound else None)
-                args = dict(self._load_args)
+                revision, quantize = self._revision, self._quantize
                 if self._model is None and bound:
-                    args["revision"] = args["revision"] or bound.revision
-                    args["quantize"] = args["quantize"] or bound.quantization
-                self._embedder = load(name, **args)
+                    revision, quantize = revision or bound.revision, quantize or bound.quantization
+                self._embedder = load(name, revision=revision, quantize=quantize)
             else:
                 self._embedder = self._model
         return self._embedder

@@ -37,7 +37,8 @@ class Filters:
 
     def sql(self) -> tuple[str, list[Any]]:
         """A WHERE fragment over documents `d` (always valid SQL) and its parameters."""
-        parts, params = ["1"], []
+        parts: list[str] = ["1"]
+        params: list[Any] = []
         if self.path:
             parts.append("(d.rel GLOB ? OR d.path GLOB ?)")
             params += [self.path, self.path]

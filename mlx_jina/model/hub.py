@@ -31,7 +31,8 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
     if not _HUB_ID.match(name):
         raise ModelLoadError(f"{name!r} is neither an existing folder nor a hub id like 'owner/name'")
     if Path(name.split("/")[0]).is_dir():
-        raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, so it is not a hub id)")
+        raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, "
+                             "so it is not a hub id)")
     spec = package_spec().repos.get(name)
     pinned = revision or (spec.revision if spec else "")
     if not pinned:

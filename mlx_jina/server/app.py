@@ -24,7 +24,6 @@ from starlette.routing import Route
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
 from mlx_jina.errors import InputError, InputTooLongError, ModelMismatchError, ModelNotFound
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.spec import package_spec
 from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.errors import ApiError, error_response
@@ -32,6 +31,7 @@ from mlx_jina.server.requests import parse_embeddings, parse_search
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
 from mlx_jina.server.security import RequestGuard
 from mlx_jina.server.worker import ModelWorker
+from mlx_jina.spec import package_spec
 
 
 def served_names(model: Embedder) -> tuple[str, ...]:

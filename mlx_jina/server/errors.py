@@ -7,6 +7,8 @@ kind of client shows the real message instead of a generic HTTP error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.responses import JSONResponse
 
 
@@ -23,7 +25,7 @@ class ApiError(Exception):
 _KINDS = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     kind = _KINDS.get(status, "invalid_request_error" if status < 500 else "server_error")
     body = {"detail": message, "code": code, "error": {"message": message, "type": kind, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)

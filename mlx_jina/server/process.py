@@ -65,7 +65,8 @@ def running_server(args: Sequence[str], *, host: str = "127.0.0.1", port: int | 
                 if proc.poll() is not None:
                     raise ServerStartError(f"mlx-jina serve exited with {proc.returncode}:\n{server.output()}")
                 if time.monotonic() > deadline:
-                    raise ServerStartError(f"mlx-jina serve did not answer within {startup_timeout} s:\n{server.output()}")
+                    raise ServerStartError(f"mlx-jina serve did not answer within {startup_timeout} s:\n"
+                                           f"{server.output()}")
                 time.sleep(0.1)
             yield server
         finally:

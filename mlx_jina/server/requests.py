@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlx_jina.postprocess import check_embedding_type
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import InputError, ModelNotFound
+from mlx_jina.postprocess import check_embedding_type
 
 DEFAULT_TASK = "text-matching"  # the Jina API's default for v5
 OPENAI_ENCODINGS = ("float", "base64")
