@@ -16,9 +16,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ruff_is_clean():
     result = _run("ruff", "check", "--no-cache", ".")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, "ruff (most fixed by `.venv/bin/ruff check --fix .`):\n" + result.stdout
 
 
 def test_mypy_is_clean():
     result = _run("mypy")  # files and options: [tool.mypy]
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, "mypy (`.venv/bin/mypy`):\n" + result.stdout + result.stderr
