@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlx_jina.errors import SchemaError
 from mlx_jina.kb import KnowledgeBase, keywords, vectors
 from mlx_jina.kb import schema as schema_module
 from mlx_jina.kb.connect import connect
-from mlx_jina.errors import SchemaError
 from mlx_jina.kb.schema import MIGRATIONS, SCHEMA_VERSION
 from mlx_jina.kb.search import search
 from mlx_jina.kb.store import Binding, NewChunk, Store
@@ -21,10 +21,14 @@ from mlx_jina.kb.store import Binding, NewChunk, Store
 NOTES = {
     "zh-migration.md": "# 数据库迁移\n\n上周我们把用户数据库从MySQL迁移到了PostgreSQL，迁移过程中发现登录错误："
                        "旧的会话表没有同步。解决办法是重新生成会话令牌。\n",
-    "zh-design.md": "# 前端改版\n\n登录页面的样式更新了。另外发现一个错误：首页的图片无法加载，需要检查缓存配置。\n",
-    "ja-trip.md": "# 大阪出張\n\n来週の大阪出張：新幹線の予約は金曜日までに済ませること。ホテルは駅の近くに取った。\n",
-    "ko-payment.md": "# 결제 오류\n\n결제를 완료한 후 영수증을 이메일로 보내야 합니다. 카드 결제가 실패하면 다시 시도하세요.\n",
-    "mixed-deploy.md": "# 部署说明\n\n用Docker Compose启动服务，然后运行kubectl apply。如果遇到OOMKilled，就增加内存限制。\n",
+    "zh-design.md": "# 前端改版\n\n登录页面的样式更新了。另外发现一个错误："
+                    "首页的图片无法加载，需要检查缓存配置。\n",
+    "ja-trip.md": "# 大阪出張\n\n来週の大阪出張：新幹線の予約は金曜日までに済ませること。"
+                  "ホテルは駅の近くに取った。\n",
+    "ko-payment.md": "# 결제 오류\n\n결제를 완료한 후 영수증을 이메일로 보내야 합니다. "
+                     "카드 결제가 실패하면 다시 시도하세요.\n",
+    "mixed-deploy.md": "# 部署说明\n\n用Docker Compose启动服务，然后运行kubectl apply。"
+                       "如果遇到OOMKilled，就增加内存限制。\n",
     "de-heating.md": "# Heizung\n\nDie Heizung im Keller macht seltsame Geräusche. Der Techniker kommt am Dienstag, "
                     "um die Wärmepumpe zu überprüfen.\n",
     "ru-meeting.md": "# Встреча\n\nВстреча с командой перенесена на четверг. Нужно подготовить отчёт о продажах "

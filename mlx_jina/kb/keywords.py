@@ -142,19 +142,19 @@ def _source_spans(marked: str, pieces: list[Piece]) -> list[tuple[int, int]]:
         out += 1  # the joining space
     spans: list[tuple[int, int]] = []
     plain = 0  # offset into the unmarked indexed text
-    piece = 0
+    i = 0  # index of the piece holding `plain`
     opened = 0
     for part in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
         if part == _MARK_OPEN:
-            while ends[piece] <= plain:
-                piece += 1
-            p = pieces[piece]
-            opened = p.start if p.run else p.start + plain - starts[piece]
+            while ends[i] <= plain:
+                i += 1
+            p = pieces[i]
+            opened = p.start if p.run else p.start + plain - starts[i]
         elif part == _MARK_CLOSE:
-            while ends[piece] < plain:
-                piece += 1
-            p = pieces[piece]
-            end = p.end if p.run else p.start + plain - starts[piece]
+            while ends[i] < plain:
+                i += 1
+            p = pieces[i]
+            end = p.end if p.run else p.start + plain - starts[i]
             if spans and opened <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
@@ -164,7 +164,8 @@ def _source_spans(marked: str, pieces: list[Piece]) -> list[tuple[int, int]]:
     return spans
 
 
-def snippet(body: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+def snippet(body: str, spans: Sequence[tuple[int, int]],
+            width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """About `width` characters of `body` around the most matches, and those matches' spans in
     the returned text. Without matches: the body's first lines, as before."""
     start, end = _window(body, spans, width)
