@@ -101,7 +101,8 @@ def test_codec_bits_match_sqlite_vec_quantizer_and_int8_keeps_cosine(tmp_path):
         ours = store.conn.execute("SELECT vec_quantize_binary(?)", (row.tobytes(),)).fetchone()[0]
         assert bytes(ours) == packed
     assert len(bits[0]) == 64 // 8 and len(int8[0]) == 64
-    np.testing.assert_allclose(vectors.rescore(x[0], int8), x @ x[0], atol=5e-3)
+    stored = np.frombuffer(b"".join(int8), dtype=np.int8).reshape(len(x), -1)
+    np.testing.assert_allclose(vectors.rescore(x[0], stored), x @ x[0], atol=5e-3)
 
 
 def test_binary_knn_with_rescoring_recalls_exact_float_search(tmp_path):
@@ -114,10 +115,11 @@ def test_binary_knn_with_rescoring_recalls_exact_float_search(tmp_path):
     recall, hamming_only = [], []
     for q in queries:
         exact = set((np.argsort(-(x @ q))[:10] + 1).tolist())  # chunk ids start at 1
-        hits = search(store.conn, "unused", q, k=10, mode="vector", per_doc=10)
+        hits = search(store, "unused", q, k=10, mode="vector", per_doc=10)
         recall.append(len(exact & {h.chunk_id for h in hits}) / 10)
-        rows = store.conn.execute("SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = 10",
-                                  (vectors.query_bits(q),)).fetchall()
+        rows = store.conn.execute(  # the plain-SQL query of the README
+            "SELECT chunk_id FROM chunk_codes ORDER BY vec_distance_hamming(vec_bit(bits), vec_bit(?)) LIMIT 10",
+            (vectors.query_bits(q),)).fetchall()
         hamming_only.append(len(exact & {r[0] for r in rows}) / 10)
     assert np.mean(recall) >= 0.95
     assert np.mean(recall) > np.mean(hamming_only) + 0.2  # rescoring is what makes bits usable
@@ -133,7 +135,7 @@ def test_filters_apply_inside_the_vector_query(tmp_path):
     write_vectors(store, x[:30], path="/notes/work/a.md", mtime=100.0)
     write_vectors(store, x[30:], path="/notes/home/b.py", kind="code", mtime=200.0)
     q = x[0]
-    assert {h.rel for h in search(store.conn, "q", q, mode="vector", per_doc=5)} == {"work/a.md", "home/b.py"}
+    assert {h.rel for h in search(store, "q", q, mode="vector", per_doc=5)} == {"work/a.md", "home/b.py"}
     for filters, expected in [
         (Filters(path="work/**"), {"work/a.md"}),
         (Filters(path="/notes/home/*"), {"home/b.py"}),
@@ -141,10 +143,10 @@ def test_filters_apply_inside_the_vector_query(tmp_path):
         (Filters(kinds=("markdown",)), {"work/a.md"}),
         (Filters(since=150.0), {"home/b.py"}),
     ]:
-        hits = search(store.conn, "q", q, k=10, mode="vector", filters=filters, per_doc=10)
+        hits = search(store, "q", q, k=10, mode="vector", filters=filters, per_doc=10)
         assert {h.rel for h in hits} == expected, filters
         assert len(hits) == 10
-    assert search(store.conn, "q", q, mode="vector", filters=Filters(path="nowhere/*")) == []
+    assert search(store, "q", q, mode="vector", filters=Filters(path="nowhere/*")) == []
 
 
 def test_results_are_grouped_per_document(tmp_path):
@@ -155,7 +157,7 @@ def test_results_are_grouped_per_document(tmp_path):
     for i in range(4):
         write_vectors(store, x[i * 10:(i + 1) * 10], path=f"/notes/{i}.md")
     for per_doc in (1, 2):
-        hits = search(store.conn, "q", x[0], k=10, mode="vector", per_doc=per_doc)
+        hits = search(store, "q", x[0], k=10, mode="vector", per_doc=per_doc)
         counts = {h.rel: sum(1 for g in hits if g.rel == h.rel) for h in hits}
         assert len(hits) == 4 * per_doc and set(counts.values()) == {per_doc}
 
@@ -167,6 +169,36 @@ def test_removing_a_document_removes_its_chunks_fts_rows_and_vectors(tmp_path):
     write_vectors(store, unit_rows(rng, 5, 64))
     doc = store.document("/notes/a.md")
     store.remove_document(doc.id)
-    counts = store.conn.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunks_vec), "
+    counts = store.conn.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_codes), "
+                                "(SELECT count(*) FROM chunk_int8), "
                                 "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'body')").fetchone()
-    assert counts == (0, 0, 0)
+    assert counts == (0, 0, 0, 0)
+
+
+def test_a_version_1_database_with_a_vec0_table_migrates_without_re_embedding(tmp_path):
+    from mlx_jina.kb.connect import connect
+    from mlx_jina.kb.schema import MIGRATIONS
+
+    rng = np.random.default_rng(5)
+    x = unit_rows(rng, 30, 64)
+    bits, int8 = vectors.encode(x)
+    conn, _ = connect(tmp_path / "kb.db")  # the layout mlx-jina 0.1 wrote
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("CREATE VIRTUAL TABLE chunks_vec USING vec0(chunk_id INTEGER PRIMARY KEY, embedding bit[64], "
+                 "+rescore BLOB)")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("model_id", "fake"), ("dimensions", "64"),
+                     ("passage_task", "retrieval.passage"), ("query_task", "retrieval.query"), ("codec", "bit+int8")])
+    conn.execute("INSERT INTO documents VALUES (1, '/notes/a.md', '/notes', 'a.md', 'markdown', NULL, 'h', 1, 1, 1)")
+    for i in range(len(x)):
+        conn.execute("INSERT INTO chunks VALUES (?, 1, ?, '', 1, 1, ?, ?, ?)", (i + 1, i, f"t{i}", f"body {i}", f"h{i}"))
+        conn.execute("INSERT INTO chunks_vec VALUES (?, vec_bit(?), ?)", (i + 1, bits[i], int8[i]))
+    conn.close()
+    store = Store(tmp_path / "kb.db")
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [bytes(r[0]) for r in store.conn.execute("SELECT bits FROM chunk_codes ORDER BY chunk_id")] == bits
+    assert [bytes(r[0]) for r in store.conn.execute("SELECT int8 FROM chunk_int8 ORDER BY chunk_id")] == int8
+    assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
+    hits = search(store, "unused", x[3], k=1, mode="vector")
+    assert hits[0].chunk_id == 4 and hits[0].snippet == "body 3"

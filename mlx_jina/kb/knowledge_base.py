@@ -94,17 +94,17 @@ class KnowledgeBase:
         if reembed:
             self.store.reset(self.wanted_binding(fresh=True))
         return self._indexer().sync(Path(folder), include=include, exclude=exclude, max_bytes=max_bytes,
-                                    progress=progress, ignore=self._own_files())
+                                    progress=progress, ignore=self.own_files())
 
     def add(self, path: str | Path, *, progress: bool = False) -> IndexReport:
         """Index one file (or a folder) without removing anything else from the index."""
         path = Path(path).expanduser().resolve()
         if path.is_dir():
-            return self._indexer().sync(path, remove_missing=False, progress=progress, ignore=self._own_files())
+            return self._indexer().sync(path, remove_missing=False, progress=progress, ignore=self.own_files())
         if not path.exists():
             raise InputError(f"no such file: {path}")
         return self._indexer().sync(path.parent, include=["/" + _glob_escape(path.name)], remove_missing=False,
-                                    progress=progress, ignore=self._own_files())
+                                    progress=progress, ignore=self.own_files())
 
     def remove(self, path: str | Path) -> int:
         """Drop a file, or every file under a folder, from the index; returns how many."""
@@ -119,9 +119,10 @@ class KnowledgeBase:
         binding = self._bound()
         return Indexer(self.store, self.embedder, binding.dimensions, passage_task=binding.passage_task)
 
-    def _own_files(self) -> list[Path]:
+    def own_files(self) -> list[Path]:
+        """The database's own files (never indexed or watched)."""
         db = self.db_path.resolve()
-        return [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")]
+        return [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal"), self.store.sidecar_path.resolve()]
 
     # ---- reading -----------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", path: str | None = None,
@@ -142,7 +143,7 @@ class KnowledgeBase:
                                                 truncate=True)[0]
         elif mode != "keyword":
             return []  # nothing indexed yet
-        return search(self.store.conn, query, query_vector, k=k, mode=mode, filters=filters, per_doc=per_doc)
+        return search(self.store, query, query_vector, k=k, mode=mode, filters=filters, per_doc=per_doc)
 
     def status(self) -> dict[str, Any]:
         """Files, chunks, model, dimensions, database size, last index time."""

@@ -18,6 +18,7 @@ import numpy as np
 from mlx_jina.errors import InputError
 from mlx_jina.kb import keywords, vectors
 from mlx_jina.kb.connect import backend
+from mlx_jina.kb.store import Store
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
@@ -87,17 +88,23 @@ class Hit:
         return "".join(out) + self.snippet[pos:]
 
 
-def search(conn: Any, query: str, query_vector: np.ndarray | None, *, k: int = 10, mode: str = "hybrid",
+def search(store: Store, query: str, query_vector: np.ndarray | None, *, k: int = 10, mode: str = "hybrid",
            filters: Filters = Filters(), per_doc: int = 2) -> list[Hit]:
     """Top-k hits for `query`. query_vector (the retrieval.query embedding) is needed unless
     mode == "keyword"."""
     check_options(mode=mode, k=k, per_doc=per_doc)
+    with store.snapshot() as conn:
+        return _search(store, conn, query, query_vector, k=k, mode=mode, filters=filters, per_doc=per_doc)
+
+
+def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None, *, k: int, mode: str,
+            filters: Filters, per_doc: int) -> list[Hit]:
     n = vectors.candidates(k)
     terms = keywords.query_terms(query)
     if mode != "vector":
         terms = _informative(conn, terms)
     keyword = _keyword(conn, terms, filters, n) if mode != "vector" else {}
-    vector = vector_search(conn, query_vector, filters, n) if mode != "keyword" else {}
+    vector = vector_search(store, query_vector, filters, n) if mode != "keyword" else {}
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):
@@ -149,25 +156,25 @@ def _informative(conn: Any, terms: list[str]) -> list[str]:
     return kept or [min(terms, key=counts.__getitem__)]
 
 
-def vector_search(conn: Any, query_vector: np.ndarray | None, filters: Filters, n: int) -> dict[int, float]:
-    """The vector side alone, `n` candidates: chunk id -> cosine, best first (Hamming KNN over the
-    bits, then int8 rescoring). Public for benchmarks that vary the oversampling."""
+def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int,
+                  prefix_bits: int | None = None) -> dict[int, float]:
+    """The vector side alone, `n` candidates: chunk id -> cosine, best first (Hamming top-n from
+    the in-process index, then int8 rescoring of those rows read from SQLite). Call inside
+    `store.snapshot()`. Public for benchmarks that vary the candidate count or the funnel."""
     if query_vector is None:
         raise InputError("vector and hybrid search need the query's embedding")
-    sql = "SELECT chunk_id, rescore FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?"
-    params: list[Any] = [vectors.query_bits(query_vector), n]
+    allowed = None
     if filters:
-        where, fparams = filters.sql()
-        allowed = [r[0] for r in conn.execute(
-            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", fparams)]
-        if not allowed:
+        where, params = filters.sql()
+        allowed = np.array([r[0] for r in store.conn.execute(f"SELECT d.id FROM documents d WHERE {where}", params)],
+                           dtype=np.int64)
+        if not len(allowed):
             return {}
-        sql += " AND chunk_id IN (SELECT value FROM json_each(?))"
-        params.append(json.dumps(allowed))
-    rows = conn.execute(sql, params).fetchall()
-    scores = vectors.rescore(query_vector, [bytes(r[1]) for r in rows])
+    index = store.vector_index()
+    ids, stored = store.int8_vectors(index.nearest(vectors.query_bits(query_vector), n, allowed, prefix_bits))
+    scores = vectors.rescore(query_vector, stored)
     order = np.argsort(-scores, kind="stable")
-    return {rows[i][0]: float(scores[i]) for i in order}
+    return {ids[i]: float(scores[i]) for i in order}
 
 
 def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dict[int, float],

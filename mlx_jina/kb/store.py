@@ -7,6 +7,7 @@ too). Writers use BEGIN IMMEDIATE and WAL mode, so searches keep running while a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,9 +15,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from mlx_jina.errors import ModelMismatchError
+import numpy as np
+
+from mlx_jina.errors import InputError, ModelMismatchError
+from mlx_jina.kb.binary_index import SIDECAR_SUFFIX, BinaryIndex, IndexCache
 from mlx_jina.kb.connect import connect
-from mlx_jina.kb.schema import SCHEMA_VERSION, create_vector_table, migrate
+from mlx_jina.kb.schema import NEW_VECTORS_TOKEN, SCHEMA_VERSION, migrate
 
 CODEC = "bit+int8"  # see mlx_jina/kb/vectors.py
 
@@ -66,19 +70,55 @@ class Store:
         self.conn, self.backend = connect(path)
         self.conn.execute("PRAGMA foreign_keys=ON")
         migrate(self.conn)
+        self._lock = threading.RLock()  # one connection: one transaction at a time across threads
+        self._index = IndexCache(None if str(path) == ":memory:" else self.sidecar_path)
+
+    @property
+    def sidecar_path(self) -> Path:
+        """The Hamming index's cache file next to the database (safe to delete at any time)."""
+        return Path(f"{self.path}{SIDECAR_SUFFIX}")
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read transaction: everything read inside sees one committed state of the database
+        (WAL), so the vector index, the rescoring vectors and the hits always agree."""
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("COMMIT")
+
+    def vector_index(self) -> BinaryIndex:
+        """The Hamming index of the current snapshot (call inside `snapshot()`)."""
+        meta = dict(self.conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('vectors_token', 'dimensions')").fetchall())
+        return self._index.current(self.conn, meta.get("vectors_token", ""), int(meta.get("dimensions") or 0) // 8)
+
+    def int8_vectors(self, chunk_ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+        """(ids found, int8 [n, D]) for these chunks, by rowid; deleted ones are simply absent."""
+        if not len(chunk_ids):
+            return [], np.zeros((0, 0), dtype=np.int8)
+        rows = self.conn.execute(
+            f"SELECT chunk_id, int8 FROM chunk_int8 WHERE chunk_id IN ({','.join(str(int(i)) for i in chunk_ids)})"
+        ).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.int8)
+        return [r[0] for r in rows], np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1)
 
     # ---- meta and the model binding ---------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -105,9 +145,10 @@ class Store:
         """Record the binding in a fresh database; in a bound one, raise if it differs."""
         current = self.binding()
         if current is None:
+            _check_dimensions(wanted.dimensions)
             with self.transaction() as conn:
-                create_vector_table(conn, wanted.dimensions)
                 self._set_meta(conn, asdict(wanted) | {"created_at": time.time()})
+                conn.execute(NEW_VECTORS_TOKEN)
             return
         if current != wanted:
             diff = [f"{f.name}: index has {getattr(current, f.name)!r}, requested {getattr(wanted, f.name)!r}"
@@ -121,13 +162,12 @@ class Store:
 
     def reset(self, wanted: Binding) -> None:
         """Forget every document and vector and bind to a new model (for --reembed)."""
+        _check_dimensions(wanted.dimensions)
         with self.transaction() as conn:
-            conn.execute("DROP TABLE IF EXISTS chunks_vec")
-            conn.execute("DELETE FROM chunks")
-            conn.execute("DELETE FROM documents")
-            conn.execute("DELETE FROM meta")
-            create_vector_table(conn, wanted.dimensions)
+            for table in ("chunk_codes", "chunk_int8", "chunks", "documents", "meta"):
+                conn.execute(f"DELETE FROM {table}")
             self._set_meta(conn, asdict(wanted) | {"created_at": time.time()})
+            conn.execute(NEW_VECTORS_TOKEN)
 
     def mark_indexed(self) -> None:
         with self.transaction() as conn:
@@ -154,8 +194,8 @@ class Store:
         found: dict[str, tuple[bytes, bytes]] = {}
         for text_hash in dict.fromkeys(text_hashes):
             row = self.conn.execute(
-                "SELECT v.embedding, v.rescore FROM chunks c JOIN chunks_vec v ON v.chunk_id = c.id "
-                "WHERE c.text_hash = ? LIMIT 1", (text_hash,)
+                "SELECT k.bits, i.int8 FROM chunks c JOIN chunk_codes k ON k.chunk_id = c.id "
+                "JOIN chunk_int8 i ON i.chunk_id = c.id WHERE c.text_hash = ? LIMIT 1", (text_hash,)
             ).fetchone()
             if row:
                 found[text_hash] = (bytes(row[0]), bytes(row[1]))
@@ -184,8 +224,9 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (doc_id, c.seq, c.heading, c.start_line, c.end_line, c.text, c.body, c.text_hash),
                 ).lastrowid
-                conn.execute("INSERT INTO chunks_vec(chunk_id, embedding, rescore) VALUES (?, vec_bit(?), ?)",
-                             (chunk_id, c.bits, c.rescore))
+                conn.execute("INSERT INTO chunk_codes(chunk_id, doc_id, bits) VALUES (?, ?, ?)", (chunk_id, doc_id, c.bits))
+                conn.execute("INSERT INTO chunk_int8(chunk_id, int8) VALUES (?, ?)", (chunk_id, c.rescore))
+            conn.execute(NEW_VECTORS_TOKEN)
 
     def move_document(self, doc_id: int, *, path: str, root: str, rel: str, size: int, mtime: float) -> None:
         """A rename (same bytes, new path): the chunks and vectors stay as they are."""
@@ -204,10 +245,10 @@ class Store:
             conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
 
     def _delete_chunks(self, conn: Any, doc_id: int) -> None:
-        # vec0 has no foreign keys and its IN (...) is a full scan: delete row by row
-        ids = [(r[0],) for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-        conn.executemany("DELETE FROM chunks_vec WHERE chunk_id = ?", ids)
+        for table in ("chunk_codes", "chunk_int8"):
+            conn.execute(f"DELETE FROM {table} WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute(NEW_VECTORS_TOKEN)
 
     # ---- status ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -222,3 +263,8 @@ class Store:
             else None, "codec": meta.get("codec"), "db_bytes": size,
             "last_index_at": float(meta["last_index_at"]) if "last_index_at" in meta else None,
         }
+
+
+def _check_dimensions(dimensions: int) -> None:
+    if dimensions % 8:
+        raise InputError(f"dimensions must be a multiple of 8, got {dimensions}")

@@ -1,7 +1,7 @@
 """How a chunk vector is stored and how a query is scored against it.
 
-Each chunk keeps two things in `chunks_vec`: its sign bits (`bit[D]`, D/8 bytes) for sqlite-vec's
-Hamming KNN, and an int8 copy (D bytes, scaled per vector by 127/max|v|, so no calibration set is
+Each chunk keeps two things: its sign bits (`chunk_codes.bits`, D/8 bytes) for the Hamming scan of
+the in-process index (binary_index.py), and an int8 copy (`chunk_int8.int8` D bytes, scaled per vector by 127/max|v|, so no calibration set is
 needed and incremental indexing never re-quantizes) for rescoring the KNN candidates with the
 float query. Cosine against the int8 copy is within ~1e-3 of float cosine.
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from mlx_jina.postprocess import finalize, to_sqlite_vec_bits
 
-#: KNN candidates fetched per result wanted, before rescoring (sqlite-vec caps k at 4096).
+#: Hamming candidates rescored per result wanted (their int8 rows are read from SQLite by rowid).
 OVERSAMPLE = 20
 MIN_CANDIDATES = 100
 MAX_CANDIDATES = 4096
@@ -50,10 +50,10 @@ def candidates(k: int) -> int:
     return int(min(MAX_CANDIDATES, max(MIN_CANDIDATES, k * OVERSAMPLE)))
 
 
-def rescore(query: np.ndarray, blobs: list[bytes]) -> np.ndarray:
-    """Cosine similarity of the float query with each stored int8 vector."""
-    if not blobs:
+def rescore(query: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the float query with each stored int8 vector (rows of `stored`)."""
+    if not len(stored):
         return np.zeros(0, dtype=np.float32)
-    stored = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(blobs), -1).astype(np.float32)
+    stored = stored.astype(np.float32)
     norms = np.maximum(np.linalg.norm(stored, axis=1), 1e-12)
     return (stored @ query.astype(np.float32)) / norms / max(float(np.linalg.norm(query)), 1e-12)
