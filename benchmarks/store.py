@@ -30,7 +30,7 @@ from mlx_jina.kb.store import Store
 
 CORPUS = 100_500  # paragraphs: 100k chunks + held-out queries (MiniLM vectors cached once for all sizes)
 K = 10
-OVERSAMPLE = (1, 2, 4, 10, 20, 40)
+CANDIDATES = (100, 200, 500, 1000, 2000)
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -44,48 +44,95 @@ def percentiles(seconds: list[float]) -> str:
     return f"{np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f}"
 
 
-def add_float_table(store: Store, floats: np.ndarray) -> None:
-    """The baseline a store without quantisation would use: sqlite-vec float brute force."""
+def add_baseline_tables(store: Store, floats: np.ndarray) -> None:
+    """What the store used before (a sqlite-vec vec0 bit[D] KNN) and what a store without
+    quantisation would use (sqlite-vec float brute force), both over the same vectors."""
     conn = store.conn
+    bits, _ = vectors.encode(floats)
     conn.execute(f"CREATE VIRTUAL TABLE bench_float USING vec0(embedding float[{floats.shape[1]}])")
+    conn.execute(f"CREATE VIRTUAL TABLE bench_bits USING vec0(embedding bit[{floats.shape[1]}])")
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO bench_float(rowid, embedding) VALUES (?, ?)",
                      ((i + 1, v.tobytes()) for i, v in enumerate(floats)))
+    conn.executemany("INSERT INTO bench_bits(rowid, embedding) VALUES (?, vec_bit(?))",
+                     ((i + 1, b) for i, b in enumerate(bits)))
     conn.execute("COMMIT")
 
 
-def measure(store: Store, floats: np.ndarray, query_texts: list[str],
-            queries: np.ndarray) -> list[tuple[str, str, float]]:
-    """(method, p50/p99 ms, recall@10 vs exact float) for every search path."""
+def vec0_knn_rescored(store: Store, query: np.ndarray, n: int) -> list[int]:
+    """The previous product path: sqlite-vec's vec0 Hamming KNN (k = n), then int8 rescoring."""
+    ids = [r[0] for r in store.conn.execute("SELECT rowid FROM bench_bits WHERE embedding MATCH vec_bit(?) AND k = ?",
+                                            (vectors.query_bits(query), n))]
+    found, stored = store.int8_vectors(ids)
+    return [found[i] for i in np.argsort(-vectors.rescore(query, stored), kind="stable")]
+
+
+def index_costs(store: Store) -> dict[str, float]:
+    """Seconds to build the Hamming index from SQLite (no sidecar) and to load the sidecar, and its size."""
+    store.sidecar_path.unlink(missing_ok=True)
+    fresh = Store(store.path)
+    with fresh.snapshot():
+        build = timed(fresh.vector_index)
+    other = Store(store.path)
+    with other.snapshot():
+        load = timed(other.vector_index)
+        index = other.vector_index()
+    size = index.codes.nbytes + index.chunk_ids.nbytes + index.doc_ids.nbytes
+    fresh.close()
+    other.close()
+    return {"build_s": build, "load_s": load, "mib": size / 2**20}
+
+
+def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: np.ndarray,
+            baselines: bool) -> list[tuple[str, str, float]]:
+    """(method, p50/p99 ms, recall@10 vs exact float) for every search path; the methods run
+    interleaved (each query through every method in turn), so load on the machine hits all alike."""
     truth = [set(np.argsort(-(floats @ q))[:K] + 1) for q in queries]  # chunk ids are row + 1
     conn = store.conn
 
-    def run(name: str, top: Callable[[int], list[int]]) -> tuple[str, str, float]:
-        seconds, recall = [], []
-        for i in range(len(queries)):
-            start = time.perf_counter()
-            found = top(i)
-            seconds.append(time.perf_counter() - start)
-            recall.append(len(truth[i] & set(found[:K])) / K)
-        return name, percentiles(seconds), statistics.fmean(recall)
+    def vector(n: int, prefix: int | None = None) -> Callable[[int], list[int]]:
+        def top(i: int) -> list[int]:
+            with store.snapshot():
+                return list(vector_search(store, queries[i], Filters(), n, prefix_bits=prefix))
+        return top
 
-    rows = [
-        run("numpy float32 brute force", lambda i: list(np.argsort(-(floats @ queries[i]))[:K] + 1)),
-        run("sqlite-vec float brute force", lambda i: [r[0] for r in conn.execute(
-            "SELECT rowid FROM bench_float WHERE embedding MATCH ? AND k = ?", (queries[i].tobytes(), K))]),
-        run("bit KNN (Hamming only)", lambda i: [r[0] for r in conn.execute(
-            "SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?",
-            (vectors.query_bits(queries[i]), K))]),
-    ]
+    def hamming_only(i: int) -> list[int]:
+        with store.snapshot():
+            return list(store.vector_index().nearest(vectors.query_bits(queries[i]), K))
 
-    def candidates(n: int) -> Callable[[int], list[int]]:
-        return lambda i: list(vector_search(conn, queries[i], Filters(), n))
+    methods: dict[str, Callable[[int], list[int]]] = {
+        "numpy float32 brute force": lambda i: list(np.argsort(-(floats @ queries[i]))[:K] + 1),
+        "index: Hamming only": hamming_only,
+    }
+    if baselines:
+        methods["sqlite-vec float brute force"] = lambda i: [r[0] for r in conn.execute(
+            "SELECT rowid FROM bench_float WHERE embedding MATCH ? AND k = ?", (queries[i].tobytes(), K))]
+        methods["before: vec0 bit KNN k=200 + int8"] = lambda i: vec0_knn_rescored(store, queries[i], 200)
+    for n in CANDIDATES:
+        methods[f"index: Hamming top {n} + int8"] = vector(n)
+    if floats.shape[1] >= 512:
+        for n in CANDIDATES[-2:]:
+            methods[f"index: funnel 256-bit prefix, top {n} + int8"] = vector(n, 256)
+    methods[f"KB vector mode (candidates {vectors.candidates(K)})"] = vector(vectors.candidates(K))
+    methods["KB hybrid (BM25 + vector, RRF)"] = lambda i: [h.chunk_id for h in search(
+        store, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]
+    seconds: dict[str, list[float]] = {name: [] for name in methods}
+    recall: dict[str, list[float]] = {name: [] for name in methods}
+    for i in range(len(queries)):
+        for name, top in methods.items():
+            found: list[int] = []
+            seconds[name].append(timed(lambda: found.extend(top(i))))
+            recall[name].append(len(truth[i] & set(found[:K])) / K)
+    return [(name, percentiles(seconds[name]), statistics.fmean(recall[name])) for name in methods]
 
-    rows += [run(f"bit KNN x{f} + int8 rescore", candidates(K * f)) for f in OVERSAMPLE]
-    rows.append(run(f"KB vector mode (candidates {vectors.candidates(K)})", candidates(vectors.candidates(K))))
-    rows.append(run("KB hybrid (BM25 + vector, RRF)", lambda i: [h.chunk_id for h in search(
-        conn, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]))
-    return rows
+
+def rotated(floats: np.ndarray, dims: int, seed: int = 0) -> np.ndarray:
+    """The same vectors mapped isometrically into `dims` dimensions (a random orthonormal map), so
+    exact cosine neighbours are unchanged while the sign bits become `dims` random hyperplanes."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dims, floats.shape[1])).astype(np.float32))
+    out = floats @ basis.T
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def index_tree(texts: list[str], files: int) -> dict[str, float]:
@@ -124,12 +171,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--dims", default="384", help="code sizes; above 384 the vectors are rotated (rotated())")
+    parser.add_argument("--real", type=int, default=None, help="real paragraphs to use (fewer embed faster)")
+    parser.add_argument("--baselines-up-to", type=int, default=100_000,
+                        help="largest size that also runs sqlite-vec float and the previous vec0 path")
     parser.add_argument("--mixtures", action="store_true",
                         help="reach sizes above the real corpus (1M) with mixtures of real paragraphs")
     opts = parser.parse_args()
     sizes = [int(s) for s in opts.sizes.split(",")]
+    opts.dims = [int(d) for d in opts.dims.split(",")]
     corpus = docstring_paragraphs(CORPUS)
-    real = len(corpus) - opts.queries  # the last paragraphs are held out as queries
+    real = min(len(corpus) - opts.queries, opts.real or len(corpus))  # the last paragraphs are held out as queries
     top = min(max(sizes), real)
     texts = corpus[:top] + corpus[-opts.queries:]
     floats = embed_minilm(corpus)[[*range(top), *range(-opts.queries, 0)]] \
@@ -143,17 +195,26 @@ def main() -> None:
             continue
         chunk_texts, chunk_floats = mixtures(texts[:top], floats[:top], n) if n > real else (texts[:n], floats[:n])
         label = f" ({real:,} real paragraphs + {n - real:,} mixtures of two, see mixtures())" if n > real else ""
-        with tempfile.TemporaryDirectory() as tmp:
-            store, rate = build_store(Path(tmp) / "kb.db", chunk_texts, chunk_floats)
-            size = store.stats()["db_bytes"]
-            add_float_table(store, chunk_floats)
-            print(f"## {n:,} chunks{label}\n\ninsert (KB write path, 10 chunks/transaction): {rate:,.0f} chunks/s; "
-                  f"DB {size / 2**20:.1f} MiB = {size / n:,.0f} B/chunk (text, FTS5, bits, int8)\n")
-            print("| search (k=10) | p50 / p99 ms | recall@10 vs exact float |\n|---|---|---|")
-            for name, p, recall in measure(store, chunk_floats, query_texts, queries):
-                print(f"| {name} | {p} | {recall:.3f} |")
-            print(flush=True)
-            store.close()
+        for dims in opts.dims:
+            floats_d = chunk_floats if dims == chunk_floats.shape[1] else rotated(chunk_floats, dims)
+            queries_d = queries if dims == queries.shape[1] else rotated(queries, dims)
+            how = "" if dims == chunk_floats.shape[1] else f", {dims}-d: the MiniLM vectors rotated into {dims}-d (see rotated())"
+            with tempfile.TemporaryDirectory() as tmp:
+                store, rate = build_store(Path(tmp) / "kb.db", chunk_texts, floats_d)
+                size = store.stats()["db_bytes"]
+                costs = index_costs(store)
+                baselines = n <= opts.baselines_up_to
+                if baselines:
+                    add_baseline_tables(store, floats_d)
+                print(f"## {n:,} chunks, {dims}-bit codes{label}{how}\n\ninsert (KB write path, 10 chunks/transaction): "
+                      f"{rate:,.0f} chunks/s; DB {size / 2**20:.1f} MiB = {size / n:,.0f} B/chunk (text, FTS5, bits, "
+                      f"int8); Hamming index {costs['mib']:.1f} MiB in memory, built from SQLite in "
+                      f"{costs['build_s'] * 1e3:,.0f} ms, loaded from its sidecar in {costs['load_s'] * 1e3:,.0f} ms\n")
+                print("| search (k=10) | p50 / p99 ms | recall@10 vs exact float |\n|---|---|---|")
+                for name, p, recall in measure(store, floats_d, query_texts, queries_d, baselines):
+                    print(f"| {name} | {p} | {recall:.3f} |")
+                print(flush=True)
+                store.close()
     if opts.files:
         r = index_tree(corpus[:real], opts.files)
         print(f"## index a {r['files']:,}-file tree (model stubbed out)\n\n"

@@ -117,7 +117,7 @@ def test_binary_knn_with_rescoring_recalls_exact_float_search(tmp_path):
         exact = set((np.argsort(-(x @ q))[:10] + 1).tolist())  # chunk ids start at 1
         hits = search(store, "unused", q, k=10, mode="vector", per_doc=10)
         recall.append(len(exact & {h.chunk_id for h in hits}) / 10)
-        rows = store.conn.execute(  # the plain-SQL query of the README
+        rows = store.conn.execute(
             "SELECT chunk_id FROM chunk_codes ORDER BY vec_distance_hamming(vec_bit(bits), vec_bit(?)) LIMIT 10",
             (vectors.query_bits(q),)).fetchall()
         hamming_only.append(len(exact & {r[0] for r in rows}) / 10)
@@ -202,3 +202,21 @@ def test_a_version_1_database_with_a_vec0_table_migrates_without_re_embedding(tm
     assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
     hits = search(store, "unused", x[3], k=1, mode="vector")
     assert hits[0].chunk_id == 4 and hits[0].snippet == "body 3"
+
+
+def test_the_readme_plain_sql_query_finds_what_the_knowledge_base_finds(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    sql = re.search(r"```sql\n(SELECT d.rel.*?)```", readme, re.S).group(1)
+    rng = np.random.default_rng(6)
+    x = unit_rows(rng, 1000, 128)
+    store = Store(tmp_path / "kb.db")
+    store.bind(Binding("fake", None, None, 128))
+    write_vectors(store, x)
+    for q in x[:20] + 0.2 * unit_rows(rng, 20, 128):
+        q /= np.linalg.norm(q)
+        plain = [r[2] for r in store.conn.execute(sql, {"q": q.astype(np.float32).tobytes()})]
+        ours = [h.start_line for h in search(store, "unused", q, k=10, mode="vector", per_doc=10)]
+        assert len(set(plain) & set(ours)) >= 8
