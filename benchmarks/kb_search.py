@@ -39,8 +39,9 @@ def _int8_per_dim(calib: np.ndarray):
     return lambda x: (np.clip(np.rint((x - lo) / step), 0, 255) - 128).astype(np.int8), lambda q: q * step
 
 
-def rescoring_table(x: np.ndarray, queries: np.ndarray, truth: list[set[int]], conn, factors: list[int]) -> list[str]:
-    """recall@10 of each stored form, reranking the same sqlite-vec Hamming candidates."""
+def rescoring_table(x: np.ndarray, queries: np.ndarray, truth: list[set[int]], store: Store,
+                    factors: list[int]) -> list[str]:
+    """recall@10 of each stored form, reranking the same Hamming candidates (the KB's index)."""
     d = x.shape[1]
     int8_vec = finalize(x, dimensions=None, normalized=False, embedding_type="int8").astype(np.float32)
     int8_vec /= np.linalg.norm(int8_vec, axis=1, keepdims=True)
@@ -60,9 +61,8 @@ def rescoring_table(x: np.ndarray, queries: np.ndarray, truth: list[set[int]], c
     cands: dict[int, list[np.ndarray]] = {f: [] for f in factors}
     for q in queries:
         for f in factors:
-            rows = conn.execute("SELECT chunk_id FROM chunks_vec WHERE embedding MATCH vec_bit(?) AND k = ?",
-                                (vectors.query_bits(q), 10 * f)).fetchall()
-            cands[f].append(np.array([r[0] - 1 for r in rows]))
+            with store.snapshot():
+                cands[f].append(store.vector_index().nearest(vectors.query_bits(q), 10 * f) - 1)
     for name, (nbytes, score) in forms.items():
         cells = []
         for f in factors:
@@ -90,7 +90,7 @@ def time_search(path: Path, queries: np.ndarray, qtexts: list[str], mode: str,
     rec: list[float] = []
     for i, q in enumerate(queries):
         start = time.perf_counter()
-        hits = search(store.conn, qtexts[i], q, k=10, mode=mode, per_doc=10)
+        hits = search(store, qtexts[i], q, k=10, mode=mode, per_doc=10)
         times.append(time.perf_counter() - start)
         if truth is not None:
             rec.append(len(truth[i] & {h.chunk_id - 1 for h in hits}) / 10)
@@ -122,7 +122,7 @@ def main() -> None:
         build_db(db, x, texts[: args.chunks])
         store = Store(db)
         print("recall@10 vs exact float search; columns: KNN candidates = 10 x factor, then rescored")
-        print("\n".join(rescoring_table(x, queries, truth, store.conn, [1, 4, 10, 20, 40])))
+        print("\n".join(rescoring_table(x, queries, truth, store, [1, 4, 10, 20, 40])))
         store.close()
         print(f"\nproduct path (KnowledgeBase search, k=10; query embedding not included), {_mb(db)} MB DB:")
         for mode in ("vector", "hybrid", "keyword"):

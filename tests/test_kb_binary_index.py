@@ -23,7 +23,7 @@ def random_index(rng: np.random.Generator, n: int, dims: int = DIMS) -> tuple[Bi
     bits = rng.integers(0, 2, (n, dims), dtype=np.uint8)
     packed = np.packbits(bits, axis=1, bitorder="little")
     rows = [(10 + 3 * i, i % 7, packed[i].tobytes()) for i in range(n)]
-    return BinaryIndex.from_rows("t", rows, dims // 8), bits
+    return BinaryIndex.from_rows("t", rows), bits
 
 
 def brute_force(bits: np.ndarray, query: np.ndarray) -> np.ndarray:

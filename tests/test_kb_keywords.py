@@ -112,7 +112,7 @@ def test_snippets_show_the_match_with_its_terms_marked(kb, tmp_path):
     store.write_document(path="/n/long.md", root="/n", rel="long.md", kind="markdown", language=None,
                          content_hash="h", size=1, mtime=1.0,
                          chunks=[NewChunk(0, "", 1, 42, body, body, "t", bits[0], int8[0])])
-    hit = search(store.conn, "登录错误", None, mode="keyword")[0]
+    hit = search(store, "登录错误", None, mode="keyword")[0]
     store.close()
     assert hit.snippet.startswith("… 最后") and "时钟不同步" in hit.snippet and len(hit.snippet) < 400
     assert [hit.snippet[s:e] for s, e in hit.highlights] == ["登录错误"]
@@ -159,9 +159,13 @@ def test_migration_rebuilds_the_keyword_index_without_touching_vectors(tmp_path,
     store = Store(db)
     assert "rebuilding the keyword index of 2 chunks" in capsys.readouterr().err
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert store.conn.execute("SELECT chunk_id, embedding, rescore FROM chunks_vec ORDER BY 1").fetchall() == before
-    assert [h.chunk_id for h in search(store.conn, "迁移", None, mode="keyword")] == [1]
-    assert [h.chunk_id for h in search(store.conn, "fixes", None, mode="keyword")] == [2]
+    moved = store.conn.execute("SELECT chunk_id, bits, int8 FROM chunk_codes JOIN chunk_int8 USING (chunk_id) "
+                               "ORDER BY 1").fetchall()  # schema 3: out of vec0 into plain tables, unchanged
+    assert moved == before
+    assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
+    assert [h.chunk_id for h in search(store, "迁移", None, mode="keyword")] == [1]
+    assert [h.chunk_id for h in search(store, "fixes", None, mode="keyword")] == [2]
+    assert [h.chunk_id for h in search(store, "unused", np.eye(2, 64, dtype=np.float32)[1], k=1, mode="vector")] == [2]
     store.remove_document(1)
     store.conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 0)")
     assert store.conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0

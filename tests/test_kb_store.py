@@ -175,35 +175,6 @@ def test_removing_a_document_removes_its_chunks_fts_rows_and_vectors(tmp_path):
     assert counts == (0, 0, 0, 0)
 
 
-def test_a_version_1_database_with_a_vec0_table_migrates_without_re_embedding(tmp_path):
-    from mlx_jina.kb.connect import connect
-    from mlx_jina.kb.schema import MIGRATIONS
-
-    rng = np.random.default_rng(5)
-    x = unit_rows(rng, 30, 64)
-    bits, int8 = vectors.encode(x)
-    conn, _ = connect(tmp_path / "kb.db")  # the layout mlx-jina 0.1 wrote
-    for statement in MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute("CREATE VIRTUAL TABLE chunks_vec USING vec0(chunk_id INTEGER PRIMARY KEY, embedding bit[64], "
-                 "+rescore BLOB)")
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("model_id", "fake"), ("dimensions", "64"),
-                     ("passage_task", "retrieval.passage"), ("query_task", "retrieval.query"), ("codec", "bit+int8")])
-    conn.execute("INSERT INTO documents VALUES (1, '/notes/a.md', '/notes', 'a.md', 'markdown', NULL, 'h', 1, 1, 1)")
-    for i in range(len(x)):
-        conn.execute("INSERT INTO chunks VALUES (?, 1, ?, '', 1, 1, ?, ?, ?)", (i + 1, i, f"t{i}", f"body {i}", f"h{i}"))
-        conn.execute("INSERT INTO chunks_vec VALUES (?, vec_bit(?), ?)", (i + 1, bits[i], int8[i]))
-    conn.close()
-    store = Store(tmp_path / "kb.db")
-    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert [bytes(r[0]) for r in store.conn.execute("SELECT bits FROM chunk_codes ORDER BY chunk_id")] == bits
-    assert [bytes(r[0]) for r in store.conn.execute("SELECT int8 FROM chunk_int8 ORDER BY chunk_id")] == int8
-    assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
-    hits = search(store, "unused", x[3], k=1, mode="vector")
-    assert hits[0].chunk_id == 4 and hits[0].snippet == "body 3"
-
-
 def test_the_readme_plain_sql_query_finds_what_the_knowledge_base_finds(tmp_path):
     import re
     from pathlib import Path

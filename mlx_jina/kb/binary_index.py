@@ -49,8 +49,9 @@ class BinaryIndex:
         return self.codes.shape[0] * _WORD_BITS
 
     @classmethod
-    def from_rows(cls, token: str, rows: list[tuple[int, int, bytes]], nbytes: int) -> BinaryIndex:
-        """(chunk_id, doc_id, sign bits) rows -> an index; bits are zero-padded to whole words."""
+    def from_rows(cls, token: str, rows: list[tuple[int, int, bytes]]) -> BinaryIndex:
+        """(chunk_id, doc_id, sign bits) rows, all as long -> an index; bits are zero-padded to whole words."""
+        nbytes = len(rows[0][2]) if rows else 0
         words = -(-nbytes // 8)
         packed = np.zeros((len(rows), words * 8), dtype=np.uint8)
         if rows:
@@ -92,10 +93,11 @@ class BinaryIndex:
         if not len(self) or n < 1:
             return np.zeros(0, dtype=np.int64)
         query = self.query_words(query_bits)
-        prefix = prefix_bits // _WORD_BITS if prefix_bits else None
-        funnel = prefix is not None and 0 < prefix < self.codes.shape[0]
-        dist = self.distances(query, words=prefix if funnel else None)
-        limit = (prefix if funnel else self.codes.shape[0]) * _WORD_BITS + 1
+        words = self.codes.shape[0]
+        scanned = min(words, (prefix_bits or 0) // _WORD_BITS) or words
+        funnel = scanned < words
+        dist = self.distances(query, words=scanned)
+        limit = scanned * _WORD_BITS + 1
         if allowed_docs is not None:
             dist[~_member(self.doc_ids, allowed_docs)] = limit
         pick = _smallest(dist, FUNNEL_FACTOR * n if funnel else n, limit)
@@ -163,7 +165,7 @@ class IndexCache:
         self.sidecar = sidecar
         self.index: BinaryIndex | None = None
 
-    def current(self, conn: Any, token: str, nbytes: int) -> BinaryIndex:
+    def current(self, conn: Any, token: str) -> BinaryIndex:
         """The index for `token`, read in the caller's read transaction: memory, else the sidecar,
         else rebuilt from SQLite (and the sidecar rewritten, best effort)."""
         if self.index is not None and self.index.token == token:
@@ -171,7 +173,7 @@ class IndexCache:
         index = BinaryIndex.load(self.sidecar, token) if self.sidecar else None
         if index is None:
             rows = conn.execute("SELECT chunk_id, doc_id, bits FROM chunk_codes ORDER BY chunk_id").fetchall()
-            index = BinaryIndex.from_rows(token, rows, nbytes)
+            index = BinaryIndex.from_rows(token, rows)
             if self.sidecar:
                 try:
                     index.save(self.sidecar)

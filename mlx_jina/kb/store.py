@@ -105,11 +105,10 @@ class Store:
 
     def vector_index(self) -> BinaryIndex:
         """The Hamming index of the current snapshot (call inside `snapshot()`)."""
-        meta = dict(self.conn.execute(
-            "SELECT key, value FROM meta WHERE key IN ('vectors_token', 'dimensions')").fetchall())
-        return self._index.current(self.conn, meta.get("vectors_token", ""), int(meta.get("dimensions") or 0) // 8)
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'vectors_token'").fetchone()
+        return self._index.current(self.conn, row[0] if row else "")
 
-    def int8_vectors(self, chunk_ids: Sequence[int]) -> tuple[list[int], np.ndarray]:
+    def int8_vectors(self, chunk_ids: Sequence[int] | np.ndarray) -> tuple[list[int], np.ndarray]:
         """(ids found, int8 [n, D]) for these chunks, by rowid; deleted ones are simply absent."""
         if not len(chunk_ids):
             return [], np.zeros((0, 0), dtype=np.int8)
@@ -224,7 +223,8 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (doc_id, c.seq, c.heading, c.start_line, c.end_line, c.text, c.body, c.text_hash),
                 ).lastrowid
-                conn.execute("INSERT INTO chunk_codes(chunk_id, doc_id, bits) VALUES (?, ?, ?)", (chunk_id, doc_id, c.bits))
+                conn.execute("INSERT INTO chunk_codes(chunk_id, doc_id, bits) VALUES (?, ?, ?)",
+                             (chunk_id, doc_id, c.bits))
                 conn.execute("INSERT INTO chunk_int8(chunk_id, int8) VALUES (?, ?)", (chunk_id, c.rescore))
             conn.execute(NEW_VECTORS_TOKEN)
 

@@ -23,11 +23,11 @@ def watch(kb: KnowledgeBase, folder: str | Path, *, debounce_ms: int = 1600,
     from watchfiles import DefaultFilter
     from watchfiles import watch as watch_changes
 
-    db = kb.db_path.resolve()
     own = {str(p) for p in kb.own_files()}
     sidecar = str(kb.store.sidecar_path.resolve())  # and its temporary files while it is rewritten
     base = DefaultFilter()
     on_report(kb.index(folder, **index_args))
     for _changes in watch_changes(folder, debounce=debounce_ms, stop_event=stop_event,
-                                  watch_filter=lambda change, path: path not in own and not path.startswith(sidecar) and base(change, path)):
+                                  watch_filter=lambda change, path: path not in own
+                                  and not path.startswith(sidecar) and base(change, path)):
         on_report(kb.index(folder, **index_args))
