@@ -23,6 +23,11 @@ DEFAULT_BATCH_TOKENS = 8192
 #: In "auto" mode a single-task call of at least this many tokens runs on merged weights
 #: (building them costs about one forward pass of this size; later calls reuse them).
 MERGE_MIN_TOKENS = 16384
+#: Texts longer than max_length x this many characters are cut before tokenizing (see tokenize);
+#: few texts average more than 8 characters per token. The cut must end at least
+#: CUT_MARGIN_CHARS past the last kept token (far more than the longest token, 128 characters).
+CUT_CHARS_PER_TOKEN = 8
+CUT_MARGIN_CHARS = 1024
 
 
 def _bundled(name: str) -> Path:
@@ -78,19 +83,43 @@ class Embedder:
 
     def tokenize(self, texts: Sequence[str], tasks: Sequence[str], *, truncate: bool = False) -> list[list[int]]:
         """Prefix each text with its task's prompt and tokenize (no EOS, as the reference).
-        Over-length input raises unless truncate=True, which right-truncates after the prefix."""
+        Over-length input raises unless truncate=True, which right-truncates after the prefix.
+
+        A text far beyond the limit is cut by characters first (the cut grows until it surely
+        keeps the first max_length tokens), so a 15 MB text costs about what a long one does."""
         prompts = [self.tasks[t].prompt for t in tasks]
-        encoded = self.tokenizer.encode_batch([p + t for p, t in zip(prompts, texts)], add_special_tokens=True)
-        ids = [e.ids for e in encoded]
+        ids: list[list[int]] = [[] for _ in texts]
+        cut_texts: set[int] = set()
+        todo, cut = list(range(len(texts))), self.max_length * CUT_CHARS_PER_TOKEN
+        while todo:
+            pieces = [prompts[i] + texts[i][:cut] for i in todo]
+            encoded = self.tokenizer.encode_batch(pieces, add_special_tokens=True)
+            again = []
+            for i, e in zip(todo, encoded):
+                whole = len(texts[i]) <= cut
+                if whole or self._keeps_limit(e.offsets, len(prompts[i]) + cut):
+                    ids[i] = e.ids
+                    if not whole:
+                        cut_texts.add(i)
+                else:
+                    again.append(i)
+            todo, cut = again, cut * 4
         for i, row in enumerate(ids):
             if len(row) > self.max_length:
                 if not truncate:
+                    size = f"more than {self.max_length}" if i in cut_texts else str(len(row))
                     raise InputTooLongError(
-                        f"text {i} is {len(row)} tokens long (with its {prompts[i]!r} prefix); the model's limit "
+                        f"text {i} is {size} tokens long (with its {prompts[i]!r} prefix); the model's limit "
                         f"is {self.max_length}. Pass truncate=True to cut it to the first {self.max_length} tokens."
                     )
                 ids[i] = row[: self.max_length]
         return ids
+
+    def _keeps_limit(self, offsets: list[tuple[int, int]], cut: int) -> bool:
+        """Whether a text cut at `cut` characters tokenized to the same first max_length (+1)
+        tokens as the whole text: token max_length starts well before the cut, so the piece the
+        cut fell into cannot reach back over it."""
+        return len(offsets) > self.max_length and offsets[self.max_length][0] + CUT_MARGIN_CHARS < cut
 
     # ---- token ids -> raw pooled vectors -----------------------------------------------------
     def embed_ids(self, ids: Sequence[Sequence[int]], tasks: Sequence[str], *,

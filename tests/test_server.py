@@ -79,14 +79,14 @@ def test_health_and_models(client: httpx.Client, tiny: Embedder) -> None:
     models = client.get("/v1/models", headers=AUTH).json()
     [entry] = models["data"]
     assert entry["id"] == "jina-v5-tiny" and entry["object"] == "model"
-    assert "jina-embeddings-v5-text-small" in entry["aliases"]
+    assert "jina-embeddings-v5-text-small" not in entry["aliases"]  # the tiny checkpoint is not the real model
     assert entry["matryoshka_dimensions"] == [32, 64, 128] and entry["max_length"] == tiny.max_length
 
 
 # ---- the Jina API request ----------------------------------------------------------------------
 def test_jina_request_matches_encode(client: httpx.Client, tiny: Embedder) -> None:
     texts = ["first text", "second text", "third"]
-    body = embed(client, model="jina-embeddings-v5-text-small", task="retrieval.query", dimensions=64,
+    body = embed(client, model="jina-v5-tiny", task="retrieval.query", dimensions=64,
                  input=["first text", {"text": "second text"}, "third"])
     assert body["object"] == "list" and body["model"] == "jina-v5-tiny"
     assert all(d["object"] == "embedding" for d in body["data"])
@@ -98,7 +98,7 @@ def test_jina_request_matches_encode(client: httpx.Client, tiny: Embedder) -> No
 
 def test_jina_defaults(client: httpx.Client, tiny: Embedder) -> None:
     """task text-matching, full dimensions, normalized, float, one string or one {"text"} object."""
-    got = vectors(embed(client, model="jina-embeddings-v5-text-small", input=TEXTS))
+    got = vectors(embed(client, model="jina-v5-tiny", input=TEXTS))
     np.testing.assert_allclose(got, tiny.encode(TEXTS, task="text-matching"), atol=1e-5)
     assert got.shape == (len(TEXTS), 128)
     assert not np.allclose(got, tiny.encode(TEXTS, task="retrieval.query"), atol=1e-3)  # the task matters
@@ -152,7 +152,7 @@ def test_truncate(client: httpx.Client, tiny: Embedder) -> None:
 
 # ---- the OpenAI request ------------------------------------------------------------------------
 def test_openai_request(client: httpx.Client, tiny: Embedder, tiny_path: Path) -> None:
-    body = embed(client, model="jina-embeddings-v5-text-small", input=TEXTS, encoding_format="float", user="u1")
+    body = embed(client, model="jina-v5-tiny", input=TEXTS, encoding_format="float", user="u1")
     np.testing.assert_allclose(vectors(body), tiny.encode(TEXTS, task="text-matching"), atol=1e-5)
     b64 = embed(client, model=str(tiny_path), input=TEXTS, encoding_format="base64", dimensions=64,
                 task="retrieval.passage")  # a Jina field in an OpenAI request (the SDK's extra_body)
@@ -190,16 +190,28 @@ def test_concurrent_requests_share_rounds_and_match_encode(client: httpx.Client,
 def _post(body: Any = None, *, content: bytes | None = None, headers: dict[str, str] | None = None,
           path: str = "/v1/embeddings", method: str = "POST", auth: bool = True) -> dict[str, Any]:
     """httpx.Client.request arguments; sent without the client's token when auth=False."""
-    headers = {**(AUTH if auth else {}), **(headers or {})}
+    json_type = {"Content-Type": "application/json"} if content is not None else {}
+    headers = {**(AUTH if auth else {}), **json_type, **(headers or {})}
     return {"method": method, "url": path, "json": body, "content": content, "headers": headers}
 
 
 ERROR_CASES = {
     "malformed JSON": (_post(content=b'{"input": ["a",'), 400, "INPUT_INVALID_JSON"),
     "not UTF-8": (_post(content=b'{"input": "\xff\xfe"}'), 400, "INPUT_INVALID_JSON"),
+    "UTF-16 body": (_post(content='{"input": "a"}'.encode("utf-16")), 400, "INPUT_INVALID_JSON"),
+    "text/plain body": (_post(content=b'{"input": "a"}', headers={"Content-Type": "text/plain"}), 415,
+                        "UNSUPPORTED_MEDIA_TYPE"),
+    "form body": (_post(content=b"input=a", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415,
+                  "UNSUPPORTED_MEDIA_TYPE"),
+    "no content type": (_post(content=b'{"input": "a"}', headers={"Content-Type": ""}), 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "no content length": (_post(content=iter([b'{"input": "a"}'])), 411, "LENGTH_REQUIRED"),
+    "foreign Origin": (_post({"input": "a"}, headers={"Origin": "https://evil.example"}), 403, "FORBIDDEN_ORIGIN"),
+    "null Origin": (_post({"input": "a"}, headers={"Origin": "null"}), 403, "FORBIDDEN_ORIGIN"),
+    "real model name on tiny": (_post({"input": "a", "model": "jina-embeddings-v5-text-small"}), 400,
+                                "INPUT_MODEL_NOT_FOUND"),
     "deeply nested": (_post(content=b"[" * 100_000 + b"]" * 100_000), 400, "INPUT_INVALID_JSON"),
     "not an object": (_post([1, 2]), 400, "INPUT_INVALID"),
-    "no input": (_post({"model": "jina-embeddings-v5-text-small"}), 400, "INPUT_INVALID"),
+    "no input": (_post({"model": "jina-v5-tiny"}), 400, "INPUT_INVALID"),
     "empty list": (_post({"input": []}), 400, "INPUT_INVALID"),
     "empty text": (_post({"input": ["ok", "  "]}), 400, "INPUT_INVALID"),
     "unknown task": (_post({"input": "a", "task": "separation"}), 400, "INPUT_INVALID"),
@@ -222,6 +234,8 @@ ERROR_CASES = {
     "unknown path": (_post({"input": "a"}, path="/v1/embed"), 404, "RESOURCE_NOT_FOUND"),
     "no token": (_post({"input": "a"}, auth=False), 401, "AUTH_MISSING_API_KEY"),
     "wrong token": (_post({"input": "a"}, headers={"Authorization": "Bearer nope"}), 401, "AUTH_INVALID_API_KEY"),
+    "other auth scheme": (_post({"input": "a"}, headers={"Authorization": f"Basic {TOKEN}"}), 401,
+                          "AUTH_INVALID_API_KEY"),
     "DNS rebinding": (_post({"input": "a"}, headers={"Host": "evil.example:8765"}), 403, "FORBIDDEN_HOST"),
     "unparsable Host": (_post({"input": "a"}, headers={"Host": "[::1"}), 403, "FORBIDDEN_HOST"),
     "search: no query": (_post({"k": 3}, path="/v1/search"), 400, "INPUT_INVALID"),
@@ -240,6 +254,22 @@ def test_error_case(client: httpx.Client, case: str) -> None:
     assert body["code"] == code and body["detail"] and body["error"]["message"] == body["detail"]
     assert client.get("/health").status_code == 200
     assert embed(client, input="still alive")["data"][0]["embedding"]
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_bearer_scheme_is_case_insensitive(client: httpx.Client, scheme: str) -> None:
+    r = client.post("/v1/embeddings", json={"input": "a"}, headers={"Authorization": f"{scheme} {TOKEN}"})
+    assert r.status_code == 200, r.text
+
+
+def test_real_model_name_on_the_tiny_checkpoint_says_why(client: httpx.Client) -> None:
+    r = client.post("/v1/embeddings", json={"input": "a", "model": "jinaai/jina-embeddings-v5-text-small"},
+                    headers=AUTH)
+    assert r.status_code == 400 and "jina-v5-tiny" in r.json()["detail"] and "random weights" in r.json()["detail"]
+
+
+def test_token_on_the_command_line_warns(server: ServerProcess) -> None:
+    assert "visible to every user in `ps`" in server.output()
 
 
 def test_over_length_names_the_limit(client: httpx.Client, tiny: Embedder) -> None:

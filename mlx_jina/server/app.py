@@ -1,5 +1,6 @@
 """The Starlette app: routes, limits, error mapping. Model work goes through the micro-batcher
-(embeddings) or straight to the model thread (knowledge-base search)."""
+(embeddings) or straight to the model thread (knowledge-base search). The guards of
+mlx_jina.server.security wrap every route."""
 
 from __future__ import annotations
 
@@ -17,42 +18,53 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
 from mlx_jina.errors import InputError, InputTooLongError, ModelMismatchError, ModelNotFound
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.server.batcher import MicroBatcher
+from mlx_jina.server.batcher import MicroBatcher, Overloaded, TooManyTokens
 from mlx_jina.server.config import ServerConfig
+from mlx_jina.server.disconnect import ClientGone, unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
 from mlx_jina.server.requests import parse_embeddings, parse_search
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
-from mlx_jina.server.security import RequestGuard
-from mlx_jina.server.worker import ModelWorker
+from mlx_jina.server.security import RETRY_AFTER_S, AccessGuard, SiteGuard
+from mlx_jina.server.worker import ModelWorker, release_memory
 from mlx_jina.spec import package_spec
+
+MB = 1024 * 1024
+#: What browsers may send and read cross-site when an origin is allowed (--cors-origin).
+CORS_METHODS = ("GET", "POST", "HEAD", "DELETE", "OPTIONS")
+CORS_HEADERS = ("Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-ID")
+CORS_EXPOSE = ("Mcp-Session-Id", "Retry-After")
 
 
 def served_names(model: Embedder) -> tuple[str, ...]:
     """The served model's name first (the checkpoint's folder or repo name), then the aliases a
     request's `model` may use: the full id, and the Jina API's name of the model family."""
-    family = package_spec().default_model.split("/")[-1]
-    return tuple(dict.fromkeys([Path(model.model_id).name, model.model_id, family]))
+    info = package_spec()
+    names = [Path(model.model_id).name, model.model_id]
+    if model.dimensions[-1] == info.matryoshka_dimensions[-1]:  # the real width; the bundled tiny one is 128
+        names.append(info.default_model.split("/")[-1])
+    return tuple(dict.fromkeys(names))
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The decoded JSON body; 413 past `limit` bytes (checked while reading, not after)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "REQUEST_TOO_LARGE", f"request body is {declared} bytes; the limit is {limit}")
+    """The decoded JSON body (UTF-8, as RFC 8259 requires); 413 past `limit` bytes, checked while
+    reading. The AccessGuard already refused bodies that declare more."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "REQUEST_TOO_LARGE", f"request body is over the limit of {limit} bytes")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "INPUT_INVALID_JSON", f"request body is not UTF-8 (JSON must be): {exc}") from None
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested arrays
         raise ApiError(400, "INPUT_INVALID_JSON", f"request body is not valid JSON: {exc}") from None
 
@@ -63,18 +75,25 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
     model = worker.model
     names = served_names(model)
     created = int(time.time())
-    max_body = int(config.max_body_mb * 1024 * 1024)
+    max_body = int(config.max_body_mb * MB)
     batch_tokens = config.max_batch_tokens or DEFAULT_BATCH_TOKENS
     embed_ids = functools.partial(model.embed_ids, batch_tokens=batch_tokens)
+
+    async def after_large_work(padded_tokens: int) -> None:
+        if padded_tokens >= batch_tokens:  # at least one full round: return its cached buffers
+            await worker.run(release_memory)
+
     batcher = MicroBatcher(lambda ids, tasks: worker.run(embed_ids, ids, tasks),
-                           max_batch_tokens=batch_tokens, max_wait_s=config.batch_wait_ms / 1000)
+                           max_batch_tokens=batch_tokens, max_wait_s=config.batch_wait_ms / 1000,
+                           max_queued_tokens=config.max_queued_tokens, on_idle=after_large_work)
 
     async def embeddings(request: Request) -> Response:
         body = await read_json(request, max_body)
         with client_errors(model.max_length):
             job = parse_embeddings(body, model, names=names, max_inputs=config.max_inputs)
             ids = await run_in_threadpool(model.tokenize, job.texts, job.tasks, truncate=job.truncate)
-        raw = await batcher.embed(ids, job.tasks)
+        del body
+        raw = await unless_disconnected(request, batcher.embed(ids, job.tasks))
         return JSONResponse(embeddings_body(job, raw, prompt_tokens=sum(map(len, ids)), model_name=names[0]))
 
     async def search(request: Request) -> Response:
@@ -89,7 +108,7 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": names[0], "search": kb is not None,
-                             "batching": asdict(batcher.stats)})
+                             "batching": asdict(batcher.stats), "client_disconnects": request.app.state.disconnects})
 
     async def models(request: Request) -> Response:
         return JSONResponse(models_body(model.info, names, created))
@@ -104,6 +123,13 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    middleware = [Middleware(SiteGuard, loopback_only=config.loopback_only, cors_origins=config.cors_origins)]
+    if config.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=CORS_METHODS,
+                                     allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSE,
+                                     allow_private_network=True))
+    middleware.append(Middleware(AccessGuard, api_token=config.api_token, max_body_bytes=max_body,
+                                 max_pending_bytes=int(config.max_pending_mb * MB)))
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
@@ -111,12 +137,16 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
     ]
     if kb is not None:
         routes.append(Route("/v1/search", search, methods=["POST"]))
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestGuard, loopback_only=config.loopback_only, api_token=config.api_token)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        middleware=middleware,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Overloaded: _overloaded,
+                            TooManyTokens: _too_many_tokens, ClientDisconnect: _client_gone, ClientGone: _client_gone,
+                            Exception: _internal_error},
         lifespan=lifespan,
     )
+    app.state.disconnects = 0
+    return app
 
 
 @contextlib.contextmanager
@@ -148,6 +178,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = f"{exc.detail}: {request.method} {request.url.path}"
     return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"), detail, exc.headers)
+
+
+async def _overloaded(request: Request, exc: Exception) -> Response:
+    return error_response(429, "SERVER_BUSY", f"the server is busy ({exc}); retry in {RETRY_AFTER_S} s",
+                          {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _too_many_tokens(request: Request, exc: Exception) -> Response:
+    return error_response(413, "REQUEST_TOO_LARGE", str(exc))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """Nobody reads this answer; it only keeps a vanished client out of the error log."""
+    request.app.state.disconnects += 1
+    return Response(status_code=400)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

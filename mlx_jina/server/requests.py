@@ -18,6 +18,7 @@ from typing import Any
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import InputError, ModelNotFound
 from mlx_jina.postprocess import check_embedding_type
+from mlx_jina.spec import package_spec
 
 DEFAULT_TASK = "text-matching"  # the Jina API's default for v5
 OPENAI_ENCODINGS = ("float", "base64")
@@ -56,6 +57,12 @@ def check_model(name: Any, names: Sequence[str]) -> None:
     if name is None:
         return
     if not isinstance(name, str) or name not in names:
+        real = package_spec().default_model
+        if name in (real, real.split("/")[-1]):
+            raise ModelNotFound(f"Model {name!r} is not served here: this server runs {names[0]!r}, a small "
+                                f"checkpoint that is not {real} (the bundled tiny one has random weights, for "
+                                f"tests and demos). Start `mlx-jina serve --model {real}` for the real model, or "
+                                f"name one of: {', '.join(names)}")
         raise ModelNotFound(f"Model {name!r} not found. Available models: {', '.join(names)}")
 
 
