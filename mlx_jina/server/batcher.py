@@ -197,7 +197,7 @@ class MicroBatcher:
                 s.queued_requests -= 1
                 s.requests += 1
                 s.split_requests += p.rounds > 1
-                if not p.future.done():
+                if not p.future.done() and p.out is not None:
                     p.future.set_result(p.out)
         s.rounds += 1
         s.texts += len(ids)

@@ -171,7 +171,8 @@ class AccessGuard:
             return error_response(411, "LENGTH_REQUIRED", "send the request body with a Content-Length header")
         size = int(declared)
         if size > self.max_body:
-            return error_response(413, "REQUEST_TOO_LARGE", f"request body is {size} bytes; the limit is {self.max_body}")
+            return error_response(413, "REQUEST_TOO_LARGE",
+                                  f"request body is {size} bytes; the limit is {self.max_body}")
         if self.pending and self.pending + size > self.max_pending:
             return error_response(429, "SERVER_BUSY", f"the server holds {self.pending} bytes of requests already "
                                   f"(limit {self.max_pending}); retry in {RETRY_AFTER_S} s",
