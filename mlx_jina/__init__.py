@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from mlx_jina import blas
 from mlx_jina.errors import (
+    ClientGone,
     InputError,
     InputTooLongError,
     MlxJinaError,
     ModelLoadError,
     ModelMismatchError,
     ModelNotFound,
+    RequestTooLarge,
     SchemaError,
+    ServerBusy,
     ServerStartError,
     SQLiteUnavailableError,
     UnreadableFile,
@@ -26,7 +29,7 @@ blas.preload()
 __version__ = "0.1.0"
 __all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",
            "ModelMismatchError", "ModelNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
-           "UnreadableFile"]
+           "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder, load

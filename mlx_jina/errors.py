@@ -46,5 +46,17 @@ class UnreadableFile(MlxJinaError):
         self.reason = reason
 
 
+class ServerBusy(MlxJinaError):
+    """The server holds as much queued work as it may; the request can be retried later (HTTP 429)."""
+
+
+class RequestTooLarge(InputError):
+    """A server request larger than the whole queue can ever hold: split it (HTTP 413)."""
+
+
+class ClientGone(MlxJinaError):
+    """A server client disconnected before its answer was ready; its work is dropped."""
+
+
 class ServerStartError(MlxJinaError, RuntimeError):
     """A `mlx-jina serve` child process exited or did not answer in time (see server.process)."""

@@ -24,11 +24,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
-from mlx_jina.errors import InputError, InputTooLongError, ModelMismatchError, ModelNotFound
+from mlx_jina.errors import (
+    ClientGone,
+    InputError,
+    InputTooLongError,
+    ModelMismatchError,
+    ModelNotFound,
+    RequestTooLarge,
+    ServerBusy,
+)
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.server.batcher import MicroBatcher, Overloaded, TooManyTokens
+from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
-from mlx_jina.server.disconnect import ClientGone, unless_disconnected
+from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
 from mlx_jina.server.requests import parse_embeddings, parse_search
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
@@ -140,8 +148,8 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Overloaded: _overloaded,
-                            TooManyTokens: _too_many_tokens, ClientDisconnect: _client_gone, ClientGone: _client_gone,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, ServerBusy: _overloaded,
+                            RequestTooLarge: _too_many_tokens, ClientDisconnect: _client_gone, ClientGone: _client_gone,
                             Exception: _internal_error},
         lifespan=lifespan,
     )

@@ -8,7 +8,7 @@ counted in padded tokens (rows x longest row), what the forward pass costs. A la
 so split across rounds, and a small one that arrives meanwhile joins the next round instead of
 waiting for the large one to finish. A request whose caller went away (cancelled) is dropped
 before its next rows run. The queue is bounded in tokens: past `max_queued_tokens` new requests
-are refused (`Overloaded`), so load never turns into unbounded memory.
+are refused (`ServerBusy`), so load never turns into unbounded memory.
 """
 
 from __future__ import annotations
@@ -20,16 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlx_jina.errors import RequestTooLarge, ServerBusy
+
 #: Runs one round: (token-id rows, one task per row) -> raw float32 [rows, hidden], in order.
 EmbedRound = Callable[[list[np.ndarray], list[str]], Awaitable[np.ndarray]]
-
-
-class Overloaded(Exception):
-    """The queue holds too many tokens to take this request now; retry later."""
-
-
-class TooManyTokens(Exception):
-    """A request larger than the whole queue: it can never be taken, split it."""
 
 
 @dataclass(eq=False)  # identity: requests are found in the queue and keyed by themselves
@@ -98,15 +92,15 @@ class MicroBatcher:
 
     async def embed(self, ids: Sequence[Sequence[int]], tasks: Sequence[str]) -> np.ndarray:
         """Raw pooled float32 vectors [len(ids), hidden] for these rows, in order. Raises
-        Overloaded when the queue is full, TooManyTokens when the request could never fit."""
+        ServerBusy when the queue is full, RequestTooLarge when the request could never fit."""
         tokens = sum(len(r) for r in ids)
         if self._max_queued is not None:
             if tokens > self._max_queued:
-                raise TooManyTokens(f"the request has {tokens} tokens; this server queues at most "
+                raise RequestTooLarge(f"the request has {tokens} tokens; this server queues at most "
                                     f"{self._max_queued}: split it into smaller requests")
             if self.stats.queued_tokens and self.stats.queued_tokens + tokens > self._max_queued:
                 self.stats.rejected += 1
-                raise Overloaded(f"{self.stats.queued_tokens} tokens are queued (limit {self._max_queued})")
+                raise ServerBusy(f"{self.stats.queued_tokens} tokens are queued (limit {self._max_queued})")
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         pending = _Pending([np.asarray(ids[i], dtype=np.int32) for i in order], order, [tasks[i] for i in order],
                            asyncio.get_running_loop().create_future())

@@ -10,11 +10,9 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.types import Receive
 
+from mlx_jina.errors import ClientGone
+
 T = TypeVar("T")
-
-
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready; nobody reads the response."""
 
 
 async def _disconnected(receive: Receive) -> None:
