@@ -118,6 +118,16 @@ def test_not_headings():
     assert chunk_document(Document(code, "text"), title="t", count_tokens=words)[0].heading == ""
 
 
+def test_commonmark_structure_html_comments_and_list_items():
+    text = ("# Plan\n\n<!--\n# commented out, not a heading\n-->\n\n"
+            + "".join(f"- item {i} " + " ".join(f"w{i}_{j}" for j in range(30)) + "\n" for i in range(6)))
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=words, max_tokens=70)
+    check(text, chunks, title="t", count=words, max_tokens=70)
+    assert {c.heading for c in chunks} == {"Plan"}
+    # one list, no blank lines: still cut between its items, never inside one
+    assert all(c.body.split("\n")[-1].startswith(("- item", "-->")) for c in chunks)
+
+
 def test_fenced_code_is_not_split_on_hash_lines():
     text = (
         "# Script\n\nRun this:\n\n"

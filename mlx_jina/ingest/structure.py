@@ -1,5 +1,8 @@
 """Split a document's lines into sections (by Markdown heading) and blocks (preferred cut points).
 
+Markdown structure is CommonMark's, from markdown-it-py's token line maps; code splits at top-level
+definitions, plain text at blank lines.
+
 Chunking packs blocks; it only cuts inside a block when one is larger than the token budget.
 """
 
@@ -8,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
-_ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_NOT_SETEXT_TEXT = re.compile(r"^\s*(?:[-*+>|]|\d+[.)]\s|#|`{3}|~{3})")
+from markdown_it import MarkdownIt
+
+# Block structure only: inline parsing (emphasis, links) would triple the cost and headings keep their raw text.
+_MARKDOWN = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
+_LISTS = ("bullet_list_open", "ordered_list_open")
 # A top-level definition starts a new block in code even without a blank line before it.
 _DEFINITION = re.compile(
     r"^(?:async\s+def|def|class|func|fn|pub|function|impl|struct|enum|interface|trait|type|module|"
@@ -87,54 +90,38 @@ def _code_blocks(lines: list[str]) -> list[Block]:
 
 
 def _markdown_sections(lines: list[str]) -> list[Section]:
+    """CommonMark structure from markdown-it-py's token line maps: headings (ATX and setext) open
+    sections; each top-level block (paragraph, fence, table, quote, list item) is a Block."""
     out = [Section("")]
     path: list[tuple[int, str]] = []
-    n = len(lines)
-    i = 0
-    para: int | None = None  # first line of the open paragraph
-
-    def close_para(end: int) -> None:
-        nonlocal para
-        if para is not None:
-            out[-1].blocks.append(Block(para, end))
-            para = None
-
-    def open_section(level: int, title: str, block: Block) -> None:
-        while path and path[-1][0] >= level:
-            path.pop()
-        path.append((level, title))
-        out.append(Section(" > ".join(t for _, t in path if t), [block], titled=True))
-
-    if n and lines[0].strip() == "---":  # YAML front matter
-        end = next((j for j in range(1, n) if lines[j].strip() in ("---", "...")), None)
-        if end is not None:
-            out[0].blocks.append(Block(0, end + 1))
-            i = end + 1
-    while i < n:
-        line = lines[i]
-        fence = _FENCE.match(line)
-        if fence:
-            close_para(i)
-            closing = re.compile(rf"^ {{0,3}}{re.escape(fence.group(1)[0])}{{{len(fence.group(1))},}}[ \t]*$")
-            end = next((j + 1 for j in range(i + 1, n) if closing.match(lines[j])), n)
-            out[-1].blocks.append(Block(i, end))
-            i = end
+    skip = _front_matter_end(lines)
+    if skip:
+        out[0].blocks.append(Block(0, skip))
+    tokens = _MARKDOWN.parse("\n".join(lines[skip:]))
+    for k, token in enumerate(tokens):
+        if token.map is None or token.nesting == -1:
             continue
-        if not line.strip():
-            close_para(i)
-        elif atx := _ATX.match(line):
-            close_para(i)
-            title = _ATX_CLOSING.sub("", atx.group(2) or "").strip()
-            open_section(len(atx.group(1)), title, Block(i, i + 1, heading=True))
-        elif para == i - 1 and (setext := _SETEXT.match(line)) and not _NOT_SETEXT_TEXT.match(lines[i - 1]):
-            para = None  # a one-line paragraph underlined with === or --- is a heading
-            open_section(1 if setext.group(1)[0] == "=" else 2, lines[i - 1].strip(), Block(i - 1, i + 1, heading=True))
-        else:
-            if para is None:
-                para = i
-        i += 1
-    close_para(n)
+        start, end = token.map[0] + skip, token.map[1] + skip
+        top = token.level == 0
+        if top and token.type == "heading_open":
+            level, title = int(token.tag[1]), tokens[k + 1].content.strip()
+            while path and path[-1][0] >= level:
+                path.pop()
+            path.append((level, title))
+            out.append(Section(" > ".join(t for _, t in path if t), [Block(start, end, heading=True)], titled=True))
+        elif (top and token.type not in _LISTS) or (token.level == 1 and token.type == "list_item_open"):
+            out[-1].blocks.append(Block(start, end))  # a list is cut between its items
     return out
+
+
+def _front_matter_end(lines: list[str]) -> int:
+    """Lines taken by YAML front matter (--- ... ---), which CommonMark would read as a rule and a
+    setext heading."""
+    if lines and lines[0].strip() == "---":
+        end = next((j for j in range(1, len(lines)) if lines[j].strip() in ("---", "...")), None)
+        if end is not None:
+            return end + 1
+    return 0
 
 
 def _fold_heading_only(found: list[Section]) -> list[Section]:
