@@ -191,3 +191,25 @@ def test_the_readme_plain_sql_query_finds_what_the_knowledge_base_finds(tmp_path
         plain = [r[2] for r in store.conn.execute(sql, {"q": q.astype(np.float32).tobytes()})]
         ours = [h.start_line for h in search(store, "unused", q, k=10, mode="vector", per_doc=10)]
         assert len(set(plain) & set(ours)) >= 8
+
+
+def test_term_frequencies_from_fts5vocab_equal_counting_each_term(tmp_path):
+    from mlx_jina.kb import keywords
+    from mlx_jina.kb.search import document_frequencies
+
+    store = Store(tmp_path / "kb.db")
+    store.bind(Binding("fake", None, None, 64))
+    bodies = ["Running the runner runs", "snake_case names and CamelCase", "café résumé naïve", "迁移到了PostgreSQL",
+              "the login bug", "the session cookie", "Tokens: 42 and 4.2"]
+    rng = np.random.default_rng(7)
+    bits, int8 = vectors.encode(unit_rows(rng, len(bodies), 64))
+    store.write_document(path="/notes/a.md", root="/notes", rel="a.md", kind="markdown", language=None,
+                         content_hash="h", size=1, mtime=1.0,
+                         chunks=[NewChunk(i, "", 1, 1, b, b, f"h{i}", bits[i], int8[i]) for i, b in enumerate(bodies)])
+    terms = keywords.query_terms("runs RUNNING snake_case cafe résumé 迁移 迁 the login 42 absent 4.2")
+    with store.snapshot() as conn:
+        got = document_frequencies(conn, terms)
+        counted = {t: conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
+                   for t in terms}
+    assert got == counted
+    assert counted['"the"'] == 3 and counted['"absent"'] == 0 and counted['"runs"'] == 1

@@ -9,7 +9,6 @@ note does not fill the page.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from mlx_jina.kb.store import Store
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
+KEYWORD_OVERSAMPLE = 20  # BM25 candidates per result wanted
 COMMON_TERM_SHARE = 0.05  # of all chunks ...
 COMMON_TERM_MIN = 1000  # ... and at least this many: small indexes are fast anyway, keep every term
 
@@ -99,12 +99,11 @@ def search(store: Store, query: str, query_vector: np.ndarray | None, *, k: int 
 
 def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None, *, k: int, mode: str,
             filters: Filters, per_doc: int) -> list[Hit]:
-    n = vectors.candidates(k)
     terms = keywords.query_terms(query)
     if mode != "vector":
         terms = _informative(conn, terms)
-    keyword = _keyword(conn, terms, filters, n) if mode != "vector" else {}
-    vector = vector_search(store, query_vector, filters, n) if mode != "keyword" else {}
+    keyword = _keyword(conn, terms, filters, keyword_candidates(k)) if mode != "vector" else {}
+    vector = vector_search(store, query_vector, filters, vectors.candidates(k)) if mode != "keyword" else {}
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):
@@ -133,13 +132,21 @@ def _keyword(conn: Any, terms: list[str], filters: Filters, n: int) -> dict[int,
     if not terms:
         return {}
     match = " OR ".join(terms)
-    where, params = filters.sql()
-    rows = conn.execute(
-        "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-        f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
-        (match, *params, n),
-    ).fetchall()
+    if not filters:  # no join: FTS5 alone (a join with chunks and documents doubled the time)
+        rows = conn.execute("SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                            "ORDER BY s LIMIT ?", (match, n)).fetchall()
+    else:  # the document of a chunk from chunk_codes: small rows, unlike the chunk text's
+        where, params = filters.sql()
+        rows = conn.execute(
+            "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunk_codes k ON k.chunk_id = f.rowid "
+            f"JOIN documents d ON d.id = k.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+            (match, *params, n)).fetchall()
     return {chunk_id: -score for chunk_id, score in rows}
+
+
+def keyword_candidates(k: int) -> int:
+    """BM25 hits fused per result wanted: deeper ranks add little to RRF and cost FTS5 time."""
+    return max(vectors.MIN_CANDIDATES, k * KEYWORD_OVERSAMPLE)
 
 
 def _informative(conn: Any, terms: list[str]) -> list[str]:
@@ -148,12 +155,31 @@ def _informative(conn: Any, terms: list[str]) -> list[str]:
     ~35 ms). Language-agnostic, unlike a stopword list. If every term is common, the rarest stays."""
     if len(terms) < 2:
         return terms
-    total = conn.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
-    counts = {t: conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
-              for t in terms}
+    total = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0  # ~count(*), without a scan
+    counts = document_frequencies(conn, terms)
     limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN)
     kept = [t for t in terms if 0 < counts[t] <= limit]
     return kept or [min(terms, key=counts.__getitem__)]
+
+
+def document_frequencies(conn: Any, terms: list[str]) -> dict[str, int]:
+    """Chunks containing each MATCH term. A term that FTS5's tokenizer makes one token is looked up
+    in the fts5vocab table (one query for all); phrases and prefixes are counted by MATCH. The
+    tokenizing is FTS5's own (a scratch FTS5 table in `temp`), so stemming always agrees."""
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5(t, tokenize='{keywords.TOKENIZE}')")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING fts5vocab(temp, query_terms, 'instance')")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_terms USING fts5vocab(main, chunks_fts, 'row')")
+    conn.execute("DELETE FROM temp.query_terms")
+    conn.executemany("INSERT INTO temp.query_terms(rowid, t) VALUES (?, ?)", enumerate(terms))
+    tokens: dict[int, list[str]] = {}
+    for row, token in conn.execute("SELECT doc, term FROM temp.query_tokens"):
+        tokens.setdefault(row, []).append(token)
+    single = {i: found[0] for i, found in tokens.items() if len(found) == 1 and not terms[i].endswith("*")}
+    df = dict(conn.execute(f"SELECT term, doc FROM temp.chunk_terms WHERE term IN ({','.join('?' * len(single))})",
+                           list(single.values())).fetchall()) if single else {}
+    return {t: df.get(single[i], 0) if i in single else
+            conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
+            for i, t in enumerate(terms)}
 
 
 def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int,
@@ -179,22 +205,24 @@ def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filter
 
 def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dict[int, float],
           keyword: dict[int, float], k: int, per_doc: int, terms: list[str]) -> list[Hit]:
-    if not ranked_ids:
-        return []
-    rows = conn.execute(
-        "SELECT c.id, c.doc_id, d.path, d.rel, d.kind, c.heading, c.start_line, c.end_line, c.body "
-        "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN (SELECT value FROM json_each(?))",
-        (json.dumps(ranked_ids),),
-    ).fetchall()
-    by_id = {r[0]: r for r in rows}
     taken: dict[int, int] = {}
-    kept = []
-    for chunk_id in ranked_ids:
-        row = by_id.get(chunk_id)  # absent if deleted by a concurrent index run
-        if row is None or taken.get(row[1], 0) >= per_doc:
-            continue
-        taken[row[1]] = taken.get(row[1], 0) + 1
-        kept.append(row)
+    kept: list[Any] = []
+    batch = 2 * k  # rows fetched at a time, best first: usually one batch shows the page
+    for start in range(0, len(ranked_ids), batch):
+        ids = ranked_ids[start:start + batch]
+        rows = conn.execute(
+            "SELECT c.id, c.doc_id, d.path, d.rel, d.kind, c.heading, c.start_line, c.end_line, c.body "
+            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({','.join(map(str, map(int, ids)))})"
+        ).fetchall()
+        by_id = {r[0]: r for r in rows}
+        for chunk_id in ids:
+            row = by_id.get(chunk_id)
+            if row is None or taken.get(row[1], 0) >= per_doc:
+                continue
+            taken[row[1]] = taken.get(row[1], 0) + 1
+            kept.append(row)
+            if len(kept) == k:
+                break
         if len(kept) == k:
             break
     hits = []
