@@ -1,6 +1,6 @@
 """mlx-jina: jina-embeddings-v5-text-small on Apple MLX, plus an offline SQLite knowledge base.
 
-`import mlx_jina` stays light: the model code (and mlx) loads on first use of `load`.
+`import mlx_jina` stays light: the model code (and mlx) loads on first use of `load` or `load_reranker`.
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ from mlx_jina.errors import (
 blas.preload()
 
 __version__ = "0.1.0"
-__all__ = ["load", "Embedder", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",
+__all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",
            "ModelMismatchError", "ModelNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
            "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder, load
     from mlx_jina.kb import KnowledgeBase
+    from mlx_jina.rerank import Reranker, load_reranker
 
-_LAZY = {"load": "mlx_jina.embedder", "Embedder": "mlx_jina.embedder", "KnowledgeBase": "mlx_jina.kb"}
+_LAZY = {"load": "mlx_jina.embedder", "Embedder": "mlx_jina.embedder", "KnowledgeBase": "mlx_jina.kb",
+         "load_reranker": "mlx_jina.rerank", "Reranker": "mlx_jina.rerank"}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,10 @@ budget counted with padding, so padding waste stays small and memory stays bound
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
+
+import numpy as np
 
 #: How a forward pass applies the task adapters (see Embedder.embed_ids); kept here, free of mlx,
 #: so the CLI can list them without importing the model code.
@@ -32,3 +35,13 @@ def plan_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
                 continue
         batches.append([i])
     return batches
+
+
+def pad_right(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 [B, longest] ids padded with 0 on the right, int32 [B] real lengths). Right padding
+    is exact for a causal model read at each row's last real token: no row attends to padding."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int32)
+    padded = np.zeros((len(rows), int(lengths.max())), dtype=np.int32)
+    for i, row in enumerate(rows):
+        padded[i, : lengths[i]] = row
+    return padded, lengths

@@ -10,10 +10,10 @@ import mlx.core as mx
 import numpy as np
 from tokenizers import Tokenizer
 
-from mlx_jina.batching import ADAPTER_MODES, AdapterMode, plan_batches
+from mlx_jina.batching import ADAPTER_MODES, AdapterMode, pad_right, plan_batches
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
 from mlx_jina.model import hub
-from mlx_jina.model.load import LoadedCheckpoint, load_checkpoint, read_tokenizer
+from mlx_jina.model.load import LoadedCheckpoint, compute_dtype, load_checkpoint, read_tokenizer
 from mlx_jina.model.lora import merged_copy
 from mlx_jina.model.qwen3 import AdapterChoice, Qwen3Encoder
 from mlx_jina.postprocess import check_embedding_type, finalize
@@ -139,13 +139,10 @@ class Embedder:
         model = self._model_for(adapters, sum(map(len, ids)), adapter_mode)
         out = np.empty((len(ids), self.dimensions[-1]), dtype=np.float32)
         for batch in plan_batches([len(r) for r in ids], batch_tokens):
-            lengths = [len(ids[i]) for i in batch]
-            padded = np.zeros((len(batch), max(lengths)), dtype=np.int32)
-            for row, i in enumerate(batch):
-                padded[row, : lengths[row]] = ids[i]
+            padded, lengths = pad_right([ids[i] for i in batch])
             choice = None if model is not self.model else self._adapter_choice([adapters[i] for i in batch],
                                                                                  adapter_mode)
-            pooled = model(mx.array(padded), mx.array(lengths, dtype=mx.int32), choice)
+            pooled = model(mx.array(padded), mx.array(lengths), choice)
             out[batch] = np.array(pooled.astype(mx.float32))
         return out
 
@@ -245,10 +242,7 @@ def load(
     if adapter is not None and adapter not in package_spec().adapters:
         raise ModelLoadError(f"adapter {adapter!r} is not one of {list(package_spec().adapters)}")
     folder, spec, rev = hub.resolve(name, revision=revision, quantize=quantize)
-    dtype_name = dtype or ("float32" if mx.default_device() == mx.cpu else "bfloat16")
-    if dtype_name not in ("float32", "float16", "bfloat16"):
-        raise ModelLoadError(f"dtype {dtype_name!r} is not one of float32, float16, bfloat16")
-    mx_dtype = getattr(mx, dtype_name)
+    mx_dtype = compute_dtype(dtype)
     loaded = load_checkpoint(folder, quantize=quantize, dtype=mx_dtype,
                              merged_adapter=adapter or (spec.adapter if spec else None))
     return Embedder(loaded, read_tokenizer(folder), model_id=name, revision=rev, folder=folder, dtype=mx_dtype)

@@ -1,5 +1,5 @@
 """Package.toml as a typed, frozen spec: the only place repo ids, revisions, tasks, prompts,
-Matryoshka dimensions, the context length and the LoRA targets are defined."""
+Matryoshka dimensions, the context length, the LoRA targets and the reranker's prompt are defined."""
 
 from __future__ import annotations
 
@@ -21,9 +21,28 @@ class TaskSpec:
 @dataclass(frozen=True)
 class RepoSpec:
     repo_id: str
-    layout: str  # hf-adapters | mlx-adapters | hf-merged | mlx-merged
+    layout: str  # hf-adapters | mlx-adapters | hf-merged | mlx-merged | causal-lm (rerankers)
     revision: str  # "" = no verified pin known
     adapter: str | None = None  # the pre-merged adapter of a per-task repo
+
+
+@dataclass(frozen=True)
+class RerankerSpec:
+    """The Qwen3-Reranker family: prompt pieces, scoring tokens and limits (Package.toml [reranker])."""
+
+    default_model: str
+    weights_license_note: str
+    architecture: str  # config.json `architectures` entry every size declares
+    max_length: int  # tokens of a whole prompt
+    max_documents: int  # per call
+    default_candidates: int  # knowledge-base hits recalled before reranking
+    yes_token: str
+    no_token: str
+    default_instruction: str
+    prefix: str
+    template: str  # format() fields: instruction, query, document
+    suffix: str
+    repos: Mapping[str, RepoSpec]
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,7 @@ class PackageSpec:
     lora_targets: tuple[str, ...]  # projection names (mlx-lm / transformers module names)
     tasks: Mapping[str, TaskSpec]
     repos: Mapping[str, RepoSpec]
+    reranker: RerankerSpec
 
     @property
     def adapters(self) -> tuple[str, ...]:
@@ -65,4 +85,11 @@ def package_spec() -> PackageSpec:
             rid: RepoSpec(rid, r["layout"], r.get("revision", ""), r.get("adapter"))
             for rid, r in data["repos"].items()
         }),
+        reranker=_reranker_spec(data["reranker"]),
     )
+
+
+def _reranker_spec(table: dict) -> RerankerSpec:
+    fields = {k: v for k, v in table.items() if k != "repos"}
+    repos = {rid: RepoSpec(rid, "causal-lm", r.get("revision", "")) for rid, r in table["repos"].items()}
+    return RerankerSpec(**fields, repos=MappingProxyType(repos))

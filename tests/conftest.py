@@ -47,3 +47,36 @@ def tiny_copy(tmp_path: Path, tiny_path: Path) -> Path:
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+# ---- Qwen3-Reranker: tiny random checkpoints rebuilt from weights/make_tiny_reranker.py ----------
+@pytest.fixture(scope="session")
+def golden_rerank() -> dict:
+    """Scores from the model card's transformers code (weights/make_golden_reranker.py)."""
+    return json.loads((GOLDEN / "tiny-reranker.json").read_text("utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_paths(tmp_path_factory: pytest.TempPathFactory, golden_rerank: dict) -> dict[str, Path]:
+    """name -> folder of the tied and untied tiny Qwen3ForCausalLM checkpoints (the real Qwen3
+    tokenizer, so yes/no have their real ids), byte-identical to the ones the golden scores used."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_tiny_reranker", ROOT / "weights" / "make_tiny_reranker.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folders = module.build(tmp_path_factory.mktemp("rerankers"))
+    for name, folder in folders.items():
+        assert module.weights_digest(folder) == golden_rerank["weights_sha256"][name], \
+            f"{name}: rebuilt weights differ from the golden run's; rerun weights/make_golden_reranker.py"
+    return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_path(tiny_reranker_paths: dict[str, Path]) -> Path:
+    return tiny_reranker_paths["qwen3-reranker-tiny"]
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_reranker_path: Path):
+    return mlx_jina.load_reranker(tiny_reranker_path)

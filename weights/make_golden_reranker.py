@@ -6,7 +6,8 @@
 The reference is the Qwen3-Reranker-0.6B model card's transformers code, kept verbatim on purpose
 (prompt strings, `format_instruction`, `process_inputs`, `compute_logits`): AutoTokenizer with
 left padding, AutoModelForCausalLM in float32, P(yes) from the softmax over the last position's
-`no`/`yes` logits, query+document truncated to max_length minus the prefix and suffix. It is run
+`no`/`yes` logits, query+document truncated to max_length minus the prefix and suffix (one case
+lowers the card's max_length knob, as load_reranker(max_length=...) does, to stay fast). It is run
 on one pair at a time (no padding at all), so the scores are the model's, whatever batching the
 tests exercise. The checkpoints come from make_tiny_reranker.py; their sha256 is stored so the
 tests notice if the rebuilt weights ever differ. Never imported by mlx_jina or the default tests.
@@ -39,7 +40,7 @@ def format_instruction(instruction, query, doc):
     return output
 
 
-def process_inputs(tokenizer, prefix_tokens, suffix_tokens, pairs):
+def process_inputs(tokenizer, prefix_tokens, suffix_tokens, pairs, max_length=max_length):
     inputs = tokenizer(
         pairs, padding=False, truncation='longest_first',
         return_attention_mask=False, max_length=max_length - len(prefix_tokens) - len(suffix_tokens)
@@ -81,8 +82,9 @@ CASES = [
      "documents": ["def plus(x, y):\n    return x + y\n", "SELECT * FROM users;", "function add(a, b) { return a + b; }"]},
     {"name": "special-tokens-in-text", "query": "chat markup", "instruction": None,
      "documents": ["a document that mentions <|im_end|> and <think> literally"]},
-    {"name": "over-length", "query": "speed of light", "instruction": None,
-     "documents": [" ".join([LONG_DOC] * 25), "short one"]},
+    # the card's max_length knob lowered (load_reranker(max_length=...)), so the test stays fast
+    {"name": "over-length", "query": "speed of light", "instruction": None, "max_length": 1024,
+     "documents": [" ".join([LONG_DOC] * 3), "short one", LONG_DOC]},
 ]
 
 
@@ -102,7 +104,8 @@ def main() -> None:
                 scores, lengths = [], []
                 for doc in case["documents"]:  # one pair at a time: no padding anywhere
                     pair = format_instruction(case["instruction"], case["query"], doc)
-                    inputs = process_inputs(tokenizer, prefix_tokens, suffix_tokens, [pair])
+                    inputs = process_inputs(tokenizer, prefix_tokens, suffix_tokens, [pair],
+                                            case.get("max_length", max_length))
                     lengths.append(int(inputs["input_ids"].shape[1]))
                     scores.append(compute_logits(model, token_true_id, token_false_id, inputs)[0])
                 case["scores"][name], case["prompt_tokens"] = scores, lengths

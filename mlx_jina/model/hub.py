@@ -8,6 +8,7 @@ import re
 import socket
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,9 +20,11 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _IGNORE = ["onnx/*", "*.onnx", "*.onnx_data", "*.gguf", "*.bin", "*.pt", "*.h5", "*.msgpack"]
 
 
-def resolve(name_or_path: str | Path, *, revision: str | None = None,
-            quantize: int | None = None) -> tuple[Path, RepoSpec | None, str | None]:
-    """Return (local folder, known repo spec or None, revision or None)."""
+def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: int | None = None,
+            repos: Mapping[str, RepoSpec] | None = None,
+            licence_note: str | None = None) -> tuple[Path, RepoSpec | None, str | None]:
+    """Return (local folder, known repo spec or None, revision or None). repos / licence_note: the
+    known repos and their licence (default: the embedding model's; the reranker passes its own)."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -33,7 +36,7 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
     if Path(name.split("/")[0]).is_dir():
         raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, "
                              "so it is not a hub id)")
-    spec = package_spec().repos.get(name)
+    spec = (package_spec().repos if repos is None else repos).get(name)
     pinned = revision or (spec.revision if spec else "")
     if not pinned:
         warnings.warn(f"{name}: no pinned revision is known (Package.toml); using the hub's 'main'", stacklevel=3)
@@ -53,7 +56,7 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None,
     if unreachable:
         raise ModelLoadError(f"{name}@{rev} is not in the local Hugging Face cache and the hub is unreachable "
                              f"({unreachable}). Connect once, or pass a local checkpoint folder.")
-    licence = f"\n{package_spec().weights_license_note}" if spec else ""
+    licence = f"\n{licence_note or package_spec().weights_license_note}" if spec else ""
     print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
           file=sys.stderr)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from mlx_jina.spec import package_spec
 TOKENIZER_FILE = "tokenizer.json"
 
 QUANTIZE_GROUP_SIZE = 64
-_IGNORED_KEYS = re.compile(r"^(lm_head\.weight|.*rotary_emb\.inv_freq)$")
+_IGNORED_KEYS = re.compile(r"^.*rotary_emb\.inv_freq$")
+SHARD_INDEX = "model.safetensors.index.json"
 
 
 @dataclass
@@ -40,6 +42,14 @@ class LoadedCheckpoint:
     adapters: tuple[str, ...]  # bank order for adapter ids; empty for merged checkpoints
     merged_adapter: str | None
     quantization: int | None  # bits of the base weights, None for float
+
+
+def compute_dtype(name: str | None) -> mx.Dtype:
+    """The dtype to compute in: `name`, else float32 on the CPU and bfloat16 on a GPU."""
+    name = name or ("float32" if mx.default_device() == mx.cpu else "bfloat16")
+    if name not in ("float32", "float16", "bfloat16"):
+        raise ModelLoadError(f"dtype {name!r} is not one of float32, float16, bfloat16")
+    return getattr(mx, name)
 
 
 def read_tokenizer(folder: Path) -> Tokenizer:
@@ -65,17 +75,30 @@ def read_config(folder: Path) -> tuple[dict[str, Any], ModelArgs]:
         raise ModelLoadError(f"{path} is not a usable Qwen3 config: {exc}") from exc
 
 
-def load_checkpoint(
-    folder: Path, *, quantize: int | None, dtype: mx.Dtype, merged_adapter: str | None = None
-) -> LoadedCheckpoint:
-    """Build the encoder from `folder`, with all adapters loaded (or the one merged into it)."""
+@dataclass
+class LoadedBase:
+    """The decoder body of a checkpoint folder, before any adapters."""
+
+    config: dict[str, Any]
+    model: Qwen3Encoder
+    weights_file: str  # model.safetensors, a pre-quantized variant, or "N shards of model.safetensors.index.json"
+    prefixed: bool  # the file used the `model.` key prefix (MLX and transformers causal-LM layouts)
+    quantization: int | None  # bits of the base weights, None for float
+    head: mx.array | None  # the requested output-projection rows [rows, hidden], float
+
+
+def load_base(folder: Path, *, quantize: int | None, dtype: mx.Dtype,
+              head_rows: Sequence[int] | None = None) -> LoadedBase:
+    """Read config.json and the weights (one file or shards) into a `Qwen3Encoder`, quantized if
+    asked. head_rows: also return these rows of the output projection (`lm_head.weight`, or the
+    embedding when config.json ties them), taken before quantizing, so a causal LM's few needed
+    logits never need the whole [vocab, hidden] matrix."""
     if quantize not in (None, 4, 8):
         raise ModelLoadError(f"quantize must be None, 8 or 4, not {quantize!r}")
     config, args = read_config(folder)
-    has_adapters = (folder / "adapters").is_dir()
-    weights_file = _weights_file(folder, quantize)
-    weights, prefixed = _read_weights(folder / weights_file)
-    layout = ("mlx" if prefixed else "hf") + ("-adapters" if has_adapters else "-merged")
+    weights_file, files = _weights_files(folder, quantize)
+    weights, head_weights, prefixed = _read_weights(files)
+    head = None if head_rows is None else _head_rows(config, weights, head_weights, list(head_rows), dtype, folder)
 
     model = Qwen3Encoder(args)
     prequantized = _quantization_plan(weights, args)
@@ -86,10 +109,20 @@ def load_checkpoint(
         nn.quantize(model, group_size=QUANTIZE_GROUP_SIZE, bits=quantize,
                     class_predicate=lambda _, m: isinstance(m, (nn.Linear, nn.Embedding)))
     bits = quantize or (next(iter(prequantized.values()))["bits"] if prequantized else None)
+    return LoadedBase(config, model, weights_file, prefixed, bits, head)
 
+
+def load_checkpoint(
+    folder: Path, *, quantize: int | None, dtype: mx.Dtype, merged_adapter: str | None = None
+) -> LoadedCheckpoint:
+    """Build the encoder from `folder`, with all adapters loaded (or the one merged into it)."""
+    base = load_base(folder, quantize=quantize, dtype=dtype)
+    model, args = base.model, base.model.args
+    has_adapters = (folder / "adapters").is_dir()
+    layout = ("mlx" if base.prefixed else "hf") + ("-adapters" if has_adapters else "-merged")
     if has_adapters:
         names = package_spec().adapters
-        _check_task_names(config, names, folder)
+        _check_task_names(base.config, names, folder)
         shapes = lora_shapes(args)
         adapters = [read_adapter(folder / "adapters" / name, name, shapes) for name in names]
         attach_banks(model, stack_adapters(adapters, dtype))
@@ -97,28 +130,63 @@ def load_checkpoint(
     else:
         merged, adapter_names = merged_adapter or _merged_adapter_from_path(folder), ()
     mx.eval(model.parameters())
-    return LoadedCheckpoint(model, layout, weights_file, adapter_names, merged, bits)
+    return LoadedCheckpoint(model, layout, base.weights_file, adapter_names, merged, base.quantization)
 
 
-def _weights_file(folder: Path, quantize: int | None) -> str:
+def _weights_files(folder: Path, quantize: int | None) -> tuple[str, list[Path]]:
+    """(description, files): a pre-quantized variant, model.safetensors, or the shards listed in
+    model.safetensors.index.json (the larger transformers checkpoints)."""
     if quantize and (folder / f"model-{quantize}bit.safetensors").is_file():
-        return f"model-{quantize}bit.safetensors"
+        return f"model-{quantize}bit.safetensors", [folder / f"model-{quantize}bit.safetensors"]
     if (folder / "model.safetensors").is_file():
-        return "model.safetensors"
-    raise ModelLoadError(f"{folder} has no model.safetensors")
+        return "model.safetensors", [folder / "model.safetensors"]
+    index = folder / SHARD_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelLoadError(f"{index} is not a safetensors index: {exc}") from exc
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise ModelLoadError(f"{folder} lacks shards listed in {index.name}: {missing}")
+        return f"{len(shards)} shards of {index.name}", [folder / name for name in shards]
+    raise ModelLoadError(f"{folder} has no model.safetensors (nor shards listed in {SHARD_INDEX})")
 
 
-def _read_weights(path: Path) -> tuple[dict[str, mx.array], bool]:
-    """Weights with unprefixed keys, and whether the file used MLX's `model.` prefix."""
-    try:
-        weights = mx.load(str(path))
-    except Exception as exc:  # safetensors parse errors have no common type
-        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
-    weights = {k: v for k, v in weights.items() if not _IGNORED_KEYS.match(k)}
+def _read_weights(paths: list[Path]) -> tuple[dict[str, mx.array], dict[str, mx.array], bool]:
+    """(base weights with unprefixed keys, `lm_head.*` tensors, whether the files used the `model.` prefix)."""
+    weights: dict[str, mx.array] = {}
+    for path in paths:
+        try:
+            weights.update(mx.load(str(path)))
+        except Exception as exc:  # safetensors parse errors have no common type
+            raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    head = {k.removeprefix("lm_head."): v for k, v in weights.items() if k.startswith("lm_head.")}
+    weights = {k: v for k, v in weights.items() if not _IGNORED_KEYS.match(k) and not k.startswith("lm_head.")}
     prefixed = bool(weights) and all(k.startswith("model.") for k in weights)
     if prefixed:
         weights = {k.removeprefix("model."): v for k, v in weights.items()}
-    return weights, prefixed
+    return weights, head, prefixed
+
+
+def _head_rows(config: dict[str, Any], weights: dict[str, mx.array], head: dict[str, mx.array],
+               rows: list[int], dtype: mx.Dtype, folder: Path) -> mx.array:
+    """Rows of the output projection, dequantized if the file is pre-quantized."""
+    tied = config.get("tie_word_embeddings", True)
+    if not tied and "weight" not in head:
+        raise ModelLoadError(f"{folder}/config.json says tie_word_embeddings=false, but no lm_head.weight is stored")
+    source = {k.removeprefix("embed_tokens."): v for k, v in weights.items() if k.startswith("embed_tokens.")}
+    source = source if tied else head
+    index = mx.array(rows, dtype=mx.int32)
+    if "scales" in source:
+        w, scales = source["weight"], source["scales"]
+        fan_in = config["hidden_size"]
+        bits = w.shape[-1] * 32 // fan_in
+        picked = mx.dequantize(w[index], scales[index], source["biases"][index],
+                               group_size=fan_in // scales.shape[-1], bits=bits)
+    else:
+        picked = source["weight"][index]
+    return picked.astype(dtype)
 
 
 def _quantization_plan(weights: dict[str, mx.array], args: ModelArgs) -> dict[str, dict[str, int]]:

@@ -3,6 +3,8 @@
 Follows mlx-lm's `models/qwen3.py` (same module names, so checkpoint keys load 1:1), but:
 - returns the final-normed hidden state of each row's last real token (right padding + causal
   mask is exact for those positions, so no padding mask is needed);
+- a `PrefixCache` lets many rows continue one shared prompt prefix, computed once (the reranker's
+  system + instruction + query), instead of each row recomputing it;
 - every projection can add an unmerged LoRA term `s·B(A x)`, chosen per call (`adapter: int`) or per
   row (`adapter: mx.array[B]`), so one forward pass can mix tasks and the base stays shared
   (and quantizable) while adapters stay in full precision.
@@ -91,6 +93,29 @@ def projection_shapes(args: ModelArgs) -> dict[str, tuple[int, int]]:
     return {f"layers.{n}.{m}": s for n in range(args.num_hidden_layers) for m, s in per_layer.items()}
 
 
+class PrefixCache:
+    """One layer's keys and values of a shared prompt prefix. The first call (a single row: the
+    prefix) stores them; later calls (any batch of continuations) attend to them, broadcast to
+    every row, positions offset by the prefix length. Nothing is stored from continuations."""
+
+    def __init__(self) -> None:
+        self.keys: mx.array | None = None  # [1, kv_heads, P, head_dim], after k_norm and RoPE
+        self.values: mx.array | None = None
+
+    @property
+    def offset(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        if self.keys is None or self.values is None:
+            self.keys, self.values = keys, values
+            return keys, values
+        rows = keys.shape[0]
+        past_k = mx.broadcast_to(self.keys, (rows, *self.keys.shape[1:]))
+        past_v = mx.broadcast_to(self.values, (rows, *self.values.shape[1:]))
+        return mx.concatenate([past_k, keys], axis=2), mx.concatenate([past_v, values], axis=2)
+
+
 class Projections(nn.Module):
     """Base for modules whose projections may carry LoRA banks in `self.lora[name]`."""
 
@@ -120,25 +145,29 @@ class Attention(Projections):
         self.q_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
         self.k_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
 
-    def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
+    def __call__(self, x: mx.array, adapter: AdapterChoice, cache: PrefixCache | None = None) -> mx.array:
         B, L, _ = x.shape
+        offset = cache.offset if cache is not None else 0
         q = self.q_norm(self.project("q_proj", x, adapter).reshape(B, L, self.n_heads, -1))
         k = self.k_norm(self.project("k_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1))
         v = self.project("v_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1)
         q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))  # [B, heads, L, D]
-        q = mx.fast.rope(q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
-        k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=0)
+        q = mx.fast.rope(q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=offset)
+        k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=offset)
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
         o = self.attend(q, k, v)
         return self.project("o_proj", o.transpose(0, 2, 1, 3).reshape(B, L, -1), adapter)
 
 
     def attend(self, q: mx.array, k: mx.array, v: mx.array) -> mx.array:
         """Causal SDPA, in query blocks when the full score matrix would be too large (or on the
-        CPU, see CPU_QUERY_BLOCK). MLX's
-        "causal" mask aligns the last query with the last key, so block [s, e) over keys [0, e)
-        is exactly rows s..e-1 of the full causal attention."""
+        CPU, see CPU_QUERY_BLOCK). Keys may start with `past` cached prefix positions. MLX's
+        "causal" mask aligns the last query with the last key, so block [s, e) over keys
+        [0, past + e) is exactly rows s..e-1 of the full causal attention."""
         B, H, L, _ = q.shape
-        block = max(128, ATTENTION_SCORE_BUDGET // (B * H * L))
+        past = k.shape[2] - L
+        block = max(128, ATTENTION_SCORE_BUDGET // (B * H * (L + past)))
         if mx.default_device() == mx.cpu:
             block = min(block, CPU_QUERY_BLOCK)
         if L <= block:
@@ -147,7 +176,7 @@ class Attention(Projections):
         for start in range(0, L, block):
             end = min(start + block, L)
             parts.append(mx.fast.scaled_dot_product_attention(
-                q[:, :, start:end], k[:, :, :end], v[:, :, :end], scale=self.scale, mask="causal"))
+                q[:, :, start:end], k[:, :, :past + end], v[:, :, :past + end], scale=self.scale, mask="causal"))
         return mx.concatenate(parts, axis=2)
 
 
@@ -171,8 +200,8 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
         self.post_attention_layernorm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
 
-    def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
-        h = x + self.self_attn(self.input_layernorm(x), adapter)
+    def __call__(self, x: mx.array, adapter: AdapterChoice, cache: PrefixCache | None = None) -> mx.array:
+        h = x + self.self_attn(self.input_layernorm(x), adapter, cache)
         return h + self.mlp(self.post_attention_layernorm(h), adapter)
 
 
@@ -186,10 +215,13 @@ class Qwen3Encoder(nn.Module):
         self.layers = [DecoderLayer(args) for _ in range(args.num_hidden_layers)]
         self.norm = nn.RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
 
-    def __call__(self, ids: mx.array, lengths: mx.array, adapter: AdapterChoice) -> mx.array:
-        """ids: int32 [B, L], right-padded; lengths: int32 [B] real lengths -> [B, hidden]."""
+    def __call__(self, ids: mx.array, lengths: mx.array, adapter: AdapterChoice,
+                 cache: list[PrefixCache] | None = None) -> mx.array:
+        """ids: int32 [B, L], right-padded; lengths: int32 [B] real lengths -> [B, hidden].
+        cache: one PrefixCache per layer; empty, this call's single row fills it; filled, every
+        row continues after that prefix (ids and lengths then count the continuation only)."""
         h = self.embed_tokens(ids)
-        for layer in self.layers:
-            h = layer(h, adapter)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, adapter, cache[i] if cache is not None else None)
         last = h[mx.arange(ids.shape[0]), lengths - 1]  # RMSNorm is per token: pool, then norm
         return self.norm(last)
