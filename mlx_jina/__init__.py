@@ -27,7 +27,8 @@ from mlx_jina.errors import (
 blas.preload()
 
 __version__ = "0.1.0"
-__all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError", "InputTooLongError", "ModelLoadError",
+__all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError",
+           "InputTooLongError", "ModelLoadError",
            "ModelMismatchError", "ModelNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
            "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
 

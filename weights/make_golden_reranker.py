@@ -20,23 +20,22 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from make_tiny_reranker import build, weights_digest
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "golden" / "tiny-reranker.json"
 
 # ---- the model card's code (Qwen/Qwen3-Reranker-0.6B, "Transformers Usage") -------------------
 max_length = 8192
-prefix = "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n"
+prefix = "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n"  # noqa: E501
 suffix = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
 def format_instruction(instruction, query, doc):
     if instruction is None:
         instruction = 'Given a web search query, retrieve relevant passages that answer the query'
-    output = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}".format(instruction=instruction, query=query, doc=doc)
+    output = f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
     return output
 
 
@@ -76,10 +75,12 @@ CASES = [
     {"name": "multilingual", "query": "Wie schnell ist das Licht? 光速是多少？", "instruction": None,
      "documents": ["Das Licht legt im Vakuum rund 300.000 Kilometer pro Sekunde zurück.",
                    "光在真空中的速度约为每秒30万公里。", "光の速さは秒速約30万キロメートルです。",
-                   "La vitesse de la lumière est d’environ 300 000 km/s 🚀✨", "سرعة الضوء حوالي 300 ألف كيلومتر في الثانية"]},
+                   "La vitesse de la lumière est d’environ 300 000 km/s 🚀✨",
+                   "سرعة الضوء حوالي 300 ألف كيلومتر في الثانية"]},
     {"name": "custom-instruction", "query": "def add(a, b)",
      "instruction": "Given a code snippet, retrieve functions that do the same thing",
-     "documents": ["def plus(x, y):\n    return x + y\n", "SELECT * FROM users;", "function add(a, b) { return a + b; }"]},
+     "documents": ["def plus(x, y):\n    return x + y\n", "SELECT * FROM users;",
+                   "function add(a, b) { return a + b; }"]},
     {"name": "special-tokens-in-text", "query": "chat markup", "instruction": None,
      "documents": ["a document that mentions <|im_end|> and <think> literally"]},
     # the card's max_length knob lowered (load_reranker(max_length=...)), so the test stays fast

@@ -105,5 +105,5 @@ def weights_digest(folder: Path) -> str:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    for name, path in build(Path(sys.argv[1])).items():
+    for path in build(Path(sys.argv[1])).values():
         print(f"{path}  sha256 {weights_digest(path)}")

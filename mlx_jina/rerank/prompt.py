@@ -44,10 +44,11 @@ class PromptBuilder:
             body = encoding.ids
             over = len(body) > self.body_limit
             if over and not truncate:
+                frame = len(self.prefix_ids) + len(self.suffix_ids)
                 raise InputTooLongError(
                     f"document {i}: query and document are {len(body)} tokens with the instruction; the reranker "
-                    f"takes {self.body_limit} ({self.max_length} minus its {len(self.prefix_ids) + len(self.suffix_ids)}"
-                    f"-token prompt frame). Pass truncate=True to cut the document's end, as the model card does.")
+                    f"takes {self.body_limit} ({self.max_length} minus its {frame}-token prompt frame). "
+                    "Pass truncate=True to cut the document's end, as the model card does.")
             prompts.append(Prompt(self.prefix_ids + body[: self.body_limit] + self.suffix_ids, over))
         return prompts
 
