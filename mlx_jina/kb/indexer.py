@@ -3,15 +3,17 @@
 Per file: unchanged size+mtime -> nothing read; else the bytes' sha256 decides. A new path whose
 hash equals a vanished path's is a rename: the row moves, nothing is embedded. Changed files are
 re-chunked; chunks whose exact text is already stored (an edit elsewhere in the file, a copy) reuse
-their vectors. Embedding happens for a batch of files *before* their write transactions, so the
-write lock is held for milliseconds; each file is then written in one transaction. A killed run
-leaves every file either fully old or fully new, and the next run picks up where it stopped.
+their vectors. Reading + chunking, embedding and writing overlap (pipeline.py); embedding happens
+*before* a batch's write transaction, so the write lock is held for milliseconds, and each batch
+of files is written in one transaction. A killed run leaves every file either fully old or fully
+new, and the next run picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from mlx_jina.ingest import (
     scan,
 )
 from mlx_jina.kb import vectors
+from mlx_jina.kb.pipeline import Writer, ahead
 from mlx_jina.kb.store import NewChunk, Store, StoredDoc
 
 if TYPE_CHECKING:
@@ -59,6 +62,7 @@ class _Pending:
     content_hash: str
     stored: StoredDoc | None
     chunks: list[Any] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)  # sha256 of each chunk's text
     kind: str = ""
     language: str | None = None
 
@@ -136,9 +140,23 @@ class Indexer:
 
     def _write_all(self, root: Path, pending: list[_Pending], present: set[str], report: IndexReport,
                    progress: bool) -> None:
+        """Three stages overlap: reading + chunking (a thread, one batch ahead), embedding (this
+        thread) and SQLite writes (a thread, each batch of files in one transaction)."""
         from tqdm import tqdm
 
-        bar = tqdm(total=len(pending), unit="file", desc="indexing", disable=not progress, leave=False)
+        bar = _Progress(tqdm(total=len(pending), unit="file", desc="indexing", disable=not progress, leave=False))
+        writer: Writer[tuple[list[_Pending], dict[str, tuple[bytes, bytes]]]] = Writer(
+            lambda items: self._write_batches(root, items, report, bar))
+        try:
+            for batch in ahead(self._batches(pending, present, report, bar)):
+                writer.put((batch, self._embed(batch, report)))
+        finally:
+            writer.close()
+            bar.bar.close()
+
+    def _batches(self, pending: list[_Pending], present: set[str], report: IndexReport,
+                 bar: _Progress) -> Iterator[list[_Pending]]:
+        """Files read and chunked, grouped into batches of about BATCH_CHUNKS chunks."""
         batch: list[_Pending] = []
         size = 0
         for p in pending:
@@ -147,47 +165,76 @@ class Indexer:
             except UnreadableFile as exc:
                 report.skipped.append({"path": p.entry.rel, "reason": exc.reason})
                 present.discard(str(p.entry.path))
-                bar.update(1)
+                bar.advance(1)
                 continue
             p.kind, p.language = doc.kind, doc.language
-            p.chunks = [c for c in chunk_document(doc, title=p.entry.rel, count_tokens=self._count,
+            p.chunks = [c for c in chunk_document(doc, title=p.entry.rel, count_tokens=self._counter(doc.text),
                                                   max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
                         if c.text.strip()]
+            p.hashes = [_sha(c.text) for c in p.chunks]
             batch.append(p)
             size += len(p.chunks)
             if size >= BATCH_CHUNKS:
-                self._write_batch(root, batch, report, bar)
+                yield batch
                 batch, size = [], 0
-        self._write_batch(root, batch, report, bar)
-        bar.close()
+        if batch:
+            yield batch
 
-    def _count(self, text: str) -> int:
-        return self.embedder.count_tokens([text])[0]
+    def _counter(self, text: str) -> Callable[[str], int]:
+        """Token counts for the chunker: every line of the file counted in one tokenizer call (the
+        chunker asks line by line; one call per line cost more than the counting itself)."""
+        lines = list(dict.fromkeys(line for line in text.split("\n") if line))
+        known = dict(zip(lines, self.embedder.count_tokens(lines))) if lines else {}
 
-    def _write_batch(self, root: Path, batch: list[_Pending], report: IndexReport, bar: Any) -> None:
-        """Embed what the batch needs (outside any transaction), then write each file atomically."""
-        hashes = {id(c): _sha(c.text) for p in batch for c in p.chunks}
-        known = self.store.vectors_for(list(hashes.values()))
-        todo = {hashes[id(c)]: c.text for p in batch for c in p.chunks if hashes[id(c)] not in known}
+        def count(piece: str) -> int:
+            found = known.get(piece)
+            return found if found is not None else self.embedder.count_tokens([piece])[0]
+        return count
+
+    def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[str, tuple[bytes, bytes]]:
+        """Vectors for every chunk of the batch: stored ones reused, the rest embedded now."""
+        hashes = [h for p in batch for h in p.hashes]
+        known = self.store.vectors_for(hashes)
+        todo = {h: c.text for p in batch for c, h in zip(p.chunks, p.hashes) if h not in known}
         if todo:
             floats = self.embedder.encode(list(todo.values()), task=self.passage_task,
                                           dimensions=self.dimensions, truncate=True)
             bits, int8 = vectors.encode(floats)
             known |= dict(zip(todo, zip(bits, int8)))
         report.chunks_embedded += len(todo)
-        for p in batch:
-            rows = [NewChunk(i, c.heading, c.start_line, c.end_line, c.text, c.body, hashes[id(c)],
-                             *known[hashes[id(c)]]) for i, c in enumerate(p.chunks)]
-            self.store.write_document(path=str(p.entry.path), root=str(root), rel=p.entry.rel, kind=p.kind,
-                                      language=p.language, content_hash=p.content_hash, size=p.entry.size,
-                                      mtime=p.entry.mtime, chunks=rows)
-            report.chunks_reused += sum(1 for c in p.chunks if hashes[id(c)] not in todo)
-            if p.stored is None:
-                report.added += 1
-            else:
-                report.changed += 1
-            bar.update(1)
-            bar.set_postfix(embedded=report.chunks_embedded)
+        report.chunks_reused += len(hashes) - len(todo)
+        return known
+
+    def _write_batches(self, root: Path, items: list[tuple[list[_Pending], dict[str, tuple[bytes, bytes]]]],
+                       report: IndexReport, bar: _Progress) -> None:
+        """Write every file of the queued batches in one transaction (each file whole, or none)."""
+        self.store.write_documents([
+            {"path": str(p.entry.path), "root": str(root), "rel": p.entry.rel, "kind": p.kind, "language": p.language,
+             "content_hash": p.content_hash, "size": p.entry.size, "mtime": p.entry.mtime,
+             "chunks": [NewChunk(i, c.heading, c.start_line, c.end_line, c.text, c.body, h, *known[h])
+                        for i, (c, h) in enumerate(zip(p.chunks, p.hashes))]}
+            for batch, known in items for p in batch])
+        for batch, _ in items:
+            for p in batch:
+                if p.stored is None:
+                    report.added += 1
+                else:
+                    report.changed += 1
+            bar.advance(len(batch), embedded=report.chunks_embedded)
+
+
+class _Progress:
+    """The files bar, advanced from the reading and the writing thread."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self._lock = threading.Lock()
+
+    def advance(self, files: int, **postfix: Any) -> None:
+        with self._lock:
+            self.bar.update(files)
+            if postfix:
+                self.bar.set_postfix(**postfix)
 
 
 def _sha(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -71,6 +71,7 @@ class Store:
         self.conn.execute("PRAGMA foreign_keys=ON")
         migrate(self.conn)
         self._lock = threading.RLock()  # one connection: one transaction at a time across threads
+        self._depth = 0  # nesting of transaction() on the thread holding the lock
         self._index = IndexCache(None if str(path) == ":memory:" else self.sidecar_path)
 
     @property
@@ -83,14 +84,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
+        """BEGIN IMMEDIATE ... COMMIT; nested uses join the outer transaction (write_documents)."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            outer = self._depth == 0
+            self._depth += 1
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                if outer:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    if outer:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                if outer:
+                    self.conn.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     @contextmanager
     def snapshot(self) -> Iterator[Any]:
@@ -191,14 +201,18 @@ class Store:
     def vectors_for(self, text_hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
         """Stored (bits, rescore) of chunks whose embedded text hashes match: reused, not re-embedded."""
         found: dict[str, tuple[bytes, bytes]] = {}
-        for text_hash in dict.fromkeys(text_hashes):
+        with self._lock:  # the index run's writer thread shares the connection
+            self._find_vectors(dict.fromkeys(text_hashes), found)
+        return found
+
+    def _find_vectors(self, text_hashes: Iterable[str], found: dict[str, tuple[bytes, bytes]]) -> None:
+        for text_hash in text_hashes:
             row = self.conn.execute(
                 "SELECT k.bits, i.int8 FROM chunks c JOIN chunk_codes k ON k.chunk_id = c.id "
                 "JOIN chunk_int8 i ON i.chunk_id = c.id WHERE c.text_hash = ? LIMIT 1", (text_hash,)
             ).fetchone()
             if row:
                 found[text_hash] = (bytes(row[0]), bytes(row[1]))
-        return found
 
     # ---- writes: one transaction each ------------------------------------------------------
     def write_document(self, *, path: str, root: str, rel: str, kind: str, language: str | None,
@@ -227,6 +241,12 @@ class Store:
                              (chunk_id, doc_id, c.bits))
                 conn.execute("INSERT INTO chunk_int8(chunk_id, int8) VALUES (?, ?)", (chunk_id, c.rescore))
             conn.execute(NEW_VECTORS_TOKEN)
+
+    def write_documents(self, documents: Sequence[dict[str, Any]]) -> None:
+        """Several `write_document`s (keyword arguments each) in one transaction: all or none."""
+        with self.transaction():
+            for document in documents:
+                self.write_document(**document)
 
     def move_document(self, doc_id: int, *, path: str, root: str, rel: str, size: int, mtime: float) -> None:
         """A rename (same bytes, new path): the chunks and vectors stay as they are."""
