@@ -213,3 +213,21 @@ def test_term_frequencies_from_fts5vocab_equal_counting_each_term(tmp_path):
                    for t in terms}
     assert got == counted
     assert counted['"the"'] == 3 and counted['"absent"'] == 0 and counted['"runs"'] == 1
+
+
+def test_a_batch_of_documents_is_written_whole_or_not_at_all(tmp_path):
+    rng = np.random.default_rng(8)
+    store = Store(tmp_path / "kb.db")
+    store.bind(Binding("fake", None, None, 64))
+    bits, int8 = vectors.encode(unit_rows(rng, 2, 64))
+
+    def doc(path: str, vector_bits: bytes | None) -> dict:
+        return {"path": path, "root": "/notes", "rel": path[7:], "kind": "text", "language": None,
+                "content_hash": path, "size": 1, "mtime": 1.0,
+                "chunks": [NewChunk(0, "", 1, 1, "t", "b", path, vector_bits, int8[0])]}
+
+    with pytest.raises(Exception, match="NOT NULL"):
+        store.write_documents([doc("/notes/a.md", bits[0]), doc("/notes/b.md", None)])
+    assert store.conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 0
+    store.write_documents([doc("/notes/a.md", bits[0]), doc("/notes/b.md", bits[1])])
+    assert store.conn.execute("SELECT count(*) FROM chunk_codes").fetchone()[0] == 2
