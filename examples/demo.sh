@@ -12,4 +12,5 @@ run() { echo "\$ mlx-jina $*" >&2; .venv/bin/mlx-jina "$@"; }
 run index examples/notes
 run search "fix for the login bug" -k 3
 run search "what should I check on my bike every month" -k 3
+run search "登录错误" -k 3      # a Chinese keyword inside a mostly-Chinese note (work/db-migration-retro.zh.md)
 run status

@@ -194,3 +194,10 @@ def test_cli_marks_the_matched_terms_and_json_gives_their_offsets(kb):
     assert "来週の大阪出張：新幹線の予約" in plain.stdout and "\x1b" not in plain.stdout
     hit = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
     assert [hit["snippet"][s:e] for s, e in hit["highlights"]] == ["新幹線"]
+
+
+def test_the_fast_index_text_makes_the_same_tokens_as_the_snippet_mapping():
+    texts = [*NOTES.values(), "ที่นี่ ่่ กรุงเทพ", "ＡＢＣ１２３：新幹線・予約ー", "x迁y移z", "\u0e48\u0e48", "한국어ㄱ"]
+    for text in texts:
+        pieces = " ".join(p.text for p in keywords.pieces(text))
+        assert keywords.index_text(text).split() == pieces.split(), text

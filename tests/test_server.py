@@ -34,6 +34,7 @@ def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder) -> Path:
     notes = tmp_path_factory.mktemp("notes")
     (notes / "cooking.md").write_text("# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n")
     (notes / "bikes.md").write_text("# Bike chain\n\nClean and oil the chain every few hundred kilometres.\n")
+    (notes / "zh.txt").write_text("迁移\n\n上周把数据库迁移到了PostgreSQL，发现登录错误。\n", encoding="utf-8")
     db = tmp_path_factory.mktemp("db") / "index.db"
     with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
         kb.index(notes)
@@ -286,6 +287,14 @@ def test_search(client: httpx.Client) -> None:
     hybrid = client.post("/v1/search", json={"query": "bike chain oil", "kinds": ["markdown"]}, headers=AUTH).json()
     assert {h["rel"] for h in hybrid["data"]} <= {"cooking.md", "bikes.md"} and hybrid["data"]
     assert any(h["vector_score"] is not None for h in hybrid["data"])  # the served model embedded the query
+
+
+def test_search_by_a_chinese_keyword_marks_it_in_the_snippet(client: httpx.Client) -> None:
+    for mode in ("keyword", "hybrid"):
+        r = client.post("/v1/search", json={"query": "登录错误", "mode": mode}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        hit = r.json()["data"][0]
+        assert hit["rel"] == "zh.txt" and [hit["snippet"][s:e] for s, e in hit["highlights"]] == ["登录错误"]
 
 
 def test_no_tracebacks_in_server_log(client: httpx.Client, server: ServerProcess) -> None:

@@ -34,7 +34,7 @@ _THAI_LETTERS = "\u0e01-\u0e30\u0e32\u0e33\u0e40-\u0e45"
 _THAI_MARKS = "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e"  # vowel and tone marks: unicode61 splits or drops them
 _FULLWIDTH = "\uff01-\uff5e"  # ！..～, folded to ASCII (Lucene's CJKWidthFilter)
 _RUN = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]+|[{_THAI_LETTERS}{_THAI_MARKS}]+")
-_SPECIAL = re.compile(f"[{_HAN}{_KANA}{_HANGUL}{_THAI_LETTERS}{_FULLWIDTH}]")
+_SPECIAL = re.compile(f"[{_HAN}{_KANA}{_HANGUL}{_THAI_LETTERS}{_THAI_MARKS}{_FULLWIDTH}]")
 _IS_THAI_MARK = re.compile(f"[{_THAI_MARKS}]")
 _FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -52,7 +52,9 @@ class Piece:
     run: bool
 
 
-def _pieces(text: str) -> Iterator[Piece]:
+def pieces(text: str) -> Iterator[Piece]:
+    """`text` as FTS5 indexes it, piece by piece, each with the source span it stands for (what
+    snippets need to map matches back onto the note's own text)."""
     text = text.translate(_FOLD)  # one code point for one: offsets stay valid
     pos = 0
     for match in _RUN.finditer(text):
@@ -70,10 +72,20 @@ def _pieces(text: str) -> Iterator[Piece]:
 
 
 def index_text(text: str | None) -> str | None:
-    """What FTS5 indexes for `text`: CJK and Thai runs as bigrams, everything else unchanged."""
+    """What FTS5 indexes for `text`: CJK and Thai runs as bigrams, everything else unchanged. The
+    same tokens as `pieces` (a test holds them equal), built by slicing: this runs on every insert."""
     if not text or not _SPECIAL.search(text):
         return text
-    return " ".join(piece.text for piece in _pieces(text))
+    return _RUN.sub(_run_tokens, text.translate(_FOLD))
+
+
+def _run_tokens(match: re.Match[str]) -> str:
+    run = match.group()
+    if _IS_THAI_MARK.search(run):
+        run = _IS_THAI_MARK.sub("", run)
+        if not run:
+            return " "
+    return " " + " ".join([run[i:i + 2] for i in range(len(run) - 1)] + [run[-1]]) + " "
 
 
 def register(conn: Any) -> None:
@@ -92,14 +104,14 @@ def query_terms(query: str) -> list[str]:
     with some of its words match, below the ones with the whole run."""
     terms: list[str] = []
     for word in _WORD.findall(query):
-        pieces = list(_pieces(word))
-        while pieces:
-            if not pieces[0].run:
-                terms.append(_quote(pieces.pop(0).text))
+        parts = list(pieces(word))
+        while parts:
+            if not parts[0].run:
+                terms.append(_quote(parts.pop(0).text))
                 continue
             run = []
-            while pieces and pieces[0].run:
-                run.append(pieces.pop(0).text)
+            while parts and parts[0].run:
+                run.append(parts.pop(0).text)
             bigrams = run[:-1]
             if not bigrams:
                 terms.append(_quote(run[0]) + " *")
@@ -117,44 +129,44 @@ def highlights(module: ModuleType, terms: Sequence[str], bodies: Sequence[str]) 
     found: list[list[tuple[int, int]]] = [[] for _ in bodies]
     if not terms or not bodies:
         return found
-    pieces = [list(_pieces(body.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " "))) for body in bodies]
+    indexed = [list(pieces(body.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " "))) for body in bodies]
     conn = module.connect(":memory:")
     try:
         conn.execute(f"CREATE VIRTUAL TABLE scratch USING fts5(body, tokenize='{TOKENIZE}')")
         conn.executemany("INSERT INTO scratch(rowid, body) VALUES (?, ?)",
-                         [(i, " ".join(p.text for p in body)) for i, body in enumerate(pieces)])
+                         [(i, " ".join(p.text for p in body)) for i, body in enumerate(indexed)])
         rows = conn.execute(f"SELECT rowid, highlight(scratch, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}') FROM scratch "
                             "WHERE scratch MATCH ?", (" OR ".join(terms),)).fetchall()
     finally:
         conn.close()
     for rowid, marked in rows:
-        found[rowid] = _source_spans(marked, pieces[rowid])
+        found[rowid] = _source_spans(marked, indexed[rowid])
     return found
 
 
-def _source_spans(marked: str, pieces: list[Piece]) -> list[tuple[int, int]]:
+def _source_spans(marked: str, parts: list[Piece]) -> list[tuple[int, int]]:
     """Map highlight()'s marks in the indexed text back to spans of the source text."""
     starts, ends, out = [], [], 0  # offsets into the indexed text of each piece
-    for piece in pieces:
+    for piece in parts:
         starts.append(out)
         out += len(piece.text)
         ends.append(out)
         out += 1  # the joining space
     spans: list[tuple[int, int]] = []
     plain = 0  # offset into the unmarked indexed text
-    i = 0  # index of the piece holding `plain`
+    piece = 0
     opened = 0
     for part in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
         if part == _MARK_OPEN:
-            while ends[i] <= plain:
-                i += 1
-            p = pieces[i]
-            opened = p.start if p.run else p.start + plain - starts[i]
+            while ends[piece] <= plain:
+                piece += 1
+            p = parts[piece]
+            opened = p.start if p.run else p.start + plain - starts[piece]
         elif part == _MARK_CLOSE:
-            while ends[i] < plain:
-                i += 1
-            p = pieces[i]
-            end = p.end if p.run else p.start + plain - starts[i]
+            while ends[piece] < plain:
+                piece += 1
+            p = parts[piece]
+            end = p.end if p.run else p.start + plain - starts[piece]
             if spans and opened <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
@@ -164,8 +176,7 @@ def _source_spans(marked: str, pieces: list[Piece]) -> list[tuple[int, int]]:
     return spans
 
 
-def snippet(body: str, spans: Sequence[tuple[int, int]],
-            width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+def snippet(body: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """About `width` characters of `body` around the most matches, and those matches' spans in
     the returned text. Without matches: the body's first lines, as before."""
     start, end = _window(body, spans, width)

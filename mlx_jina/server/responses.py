@@ -50,5 +50,5 @@ def models_body(info: dict[str, Any], names: tuple[str, ...], created: int) -> d
 
 def search_body(query: str, hits: list[Hit]) -> dict[str, Any]:
     """`{"object": "list", "query", "data": [Hit fields: path, rel, kind, heading, start_line, end_line,
-    snippet, score, vector_score, keyword_score, chunk_id]}`, best first."""
+    snippet, score, vector_score, keyword_score, chunk_id, highlights]}`, best first."""
     return {"object": "list", "query": query, "data": [hit.as_dict() for hit in hits]}
