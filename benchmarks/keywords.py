@@ -167,7 +167,8 @@ def main() -> None:
             print("|---|---|---|")
             for name, (store, rate) in stores.items():
                 print(f"| {name} | {fts_bytes(store) / len(texts):,.0f} | {rate:,.0f} |")
-            print(f"\n| keyword search, k={K} ({args.queries} queries each) | layout | p50 / p99 ms | source chunk in top {K} |")
+            print(f"\n| keyword search, k={K} ({args.queries} queries each) | layout | p50 / p99 ms "
+                  f"| source chunk in top {K} |")
             print("|---|---|---|---|")
             for words in (1, 3):
                 for name, (p50, p99, share) in measure(stores, queries(texts, args.queries, pattern, words)).items():

@@ -16,6 +16,7 @@ scripts are explicit code-point ranges, not Python's (versioned) Unicode databas
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -145,38 +146,40 @@ def highlights(module: ModuleType, terms: Sequence[str], bodies: Sequence[str]) 
 
 
 def _source_spans(marked: str, parts: list[Piece]) -> list[tuple[int, int]]:
-    """Map highlight()'s marks in the indexed text back to spans of the source text."""
-    starts, ends, out = [], [], 0  # offsets into the indexed text of each piece
-    for piece in parts:
+    """Map highlight()'s marks in the indexed text (`parts` joined by spaces) back to spans of the
+    source text: a mark opens at the start of a token and closes at the end of one."""
+    starts, ends, out = [], [], 0  # offsets of each part in the indexed text
+    for part in parts:
         starts.append(out)
-        out += len(piece.text)
+        out += len(part.text)
         ends.append(out)
         out += 1  # the joining space
+
+    def source(offset: int, closing: bool) -> int:
+        i = bisect.bisect_left(ends, offset) if closing else bisect.bisect_right(ends, offset)
+        part = parts[i]
+        if part.run:
+            return part.end if closing else part.start
+        return part.start + offset - starts[i]
+
     spans: list[tuple[int, int]] = []
-    plain = 0  # offset into the unmarked indexed text
-    piece = 0
-    opened = 0
-    for part in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
-        if part == _MARK_OPEN:
-            while ends[piece] <= plain:
-                piece += 1
-            p = parts[piece]
-            opened = p.start if p.run else p.start + plain - starts[piece]
-        elif part == _MARK_CLOSE:
-            while ends[piece] < plain:
-                piece += 1
-            p = parts[piece]
-            end = p.end if p.run else p.start + plain - starts[piece]
+    plain = opened = 0  # plain: offset in the unmarked indexed text
+    for token in re.split(f"([{_MARK_OPEN}{_MARK_CLOSE}])", marked):
+        if token == _MARK_OPEN:
+            opened = source(plain, closing=False)
+        elif token == _MARK_CLOSE:
+            end = source(plain, closing=True)
             if spans and opened <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
                 spans.append((opened, end))
         else:
-            plain += len(part)
+            plain += len(token)
     return spans
 
 
-def snippet(body: str, spans: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+def snippet(body: str, spans: Sequence[tuple[int, int]],
+            width: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """About `width` characters of `body` around the most matches, and those matches' spans in
     the returned text. Without matches: the body's first lines, as before."""
     start, end = _window(body, spans, width)
