@@ -1,7 +1,7 @@
 """Keyword index benchmark: schema 1 (FTS5 unicode61 over the raw chunk text) against schema 2
 (`keywords.index_text`: CJK and Thai runs as bigrams, contentless FTS5), built side by side.
 
-    python -m benchmarks.keywords [--chunks 100000] [--queries 200] > keywords.md
+    python -m benchmarks.keywords [--chunks 100000] [--queries 200] [--corpus both] > keywords.md
 
 Two corpora of the same size: the benchmarks' English docstring paragraphs (benchmarks/corpus.py)
 and Chinese made of the system's real zh_CN gettext translations (/usr/share/locale/zh_CN and
@@ -78,18 +78,21 @@ def schema1_fts(store: Store) -> None:
 
 def schema1_search(conn: Any, query: str) -> list[int]:
     """Keyword search as search.py ran it on schema 1: each \\w+ word quoted and OR-ed (common ones
-    dropped), the same BM25 query, then the hits' rows cut to their first lines as snippets."""
+    dropped), the same BM25 query, the candidates' rows, and the top K's first lines as snippets."""
     terms = informative_terms(conn, ['"' + w.replace('"', '""') + '"' for w in dict.fromkeys(_WORD.findall(query))])
     if not terms:
         return []
     ids = [r[0] for r in conn.execute(
         "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
         "JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND 1 ORDER BY s LIMIT ?",
-        (" OR ".join(terms), vectors.candidates(K)))][:K]
-    rows = conn.execute("SELECT c.id, c.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                        "WHERE c.id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)).fetchall()
-    snippets = {chunk_id: body[:300].rsplit("\n", 1)[0] for chunk_id, body in rows}
-    return [i for i in ids if i in snippets]
+        (" OR ".join(terms), vectors.candidates(K)))]
+    rows = conn.execute(
+        "SELECT c.id, c.doc_id, d.path, d.rel, d.kind, c.heading, c.start_line, c.end_line, c.body "
+        "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),)).fetchall()
+    by_id = {row[0]: row for row in rows}
+    snippets = {i: by_id[i][8].strip("\n")[:300].rsplit("\n", 1)[0] for i in ids[:K] if i in by_id}
+    return list(snippets)
 
 
 def build_both(folder: Path, texts: list[str]) -> dict[str, tuple[Store, float]]:
@@ -155,9 +158,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--corpus", choices=["both", "english", "chinese"], default="both")
     args = parser.parse_args()
-    corpora = {"English (docstrings)": (docstring_paragraphs(args.chunks + 500)[:args.chunks], _LATIN_WORD),
-               "Chinese (zh_CN gettext mixture)": (chinese_chunks(args.chunks), _HAN_WORD)}
+    corpora = {}
+    if args.corpus in ("both", "english"):
+        corpora["English (docstrings)"] = (docstring_paragraphs(args.chunks + 500)[:args.chunks], _LATIN_WORD)
+    if args.corpus in ("both", "chinese"):
+        corpora["Chinese (zh_CN gettext mixture)"] = (chinese_chunks(args.chunks), _HAN_WORD)
     print(f"## Keyword index, {args.chunks:,} chunks: schema 1 (unicode61) vs schema 2 (CJK bigrams)\n")
     for corpus, (texts, pattern) in corpora.items():
         with tempfile.TemporaryDirectory() as tmp:

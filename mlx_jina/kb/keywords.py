@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -40,6 +41,7 @@ _IS_THAI_MARK = re.compile(f"[{_THAI_MARKS}]")
 _FOLD = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MARK_OPEN, _MARK_CLOSE = "\ufdd0", "\ufdd1"  # noncharacters: never part of a note's text
+_THREAD = threading.local()
 
 
 @dataclass(frozen=True)
@@ -131,18 +133,26 @@ def highlights(module: ModuleType, terms: Sequence[str], bodies: Sequence[str]) 
     if not terms or not bodies:
         return found
     indexed = [list(pieces(body.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " "))) for body in bodies]
-    conn = module.connect(":memory:")
-    try:
-        conn.execute(f"CREATE VIRTUAL TABLE scratch USING fts5(body, tokenize='{TOKENIZE}')")
-        conn.executemany("INSERT INTO scratch(rowid, body) VALUES (?, ?)",
-                         [(i, " ".join(p.text for p in body)) for i, body in enumerate(indexed)])
-        rows = conn.execute(f"SELECT rowid, highlight(scratch, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}') FROM scratch "
-                            "WHERE scratch MATCH ?", (" OR ".join(terms),)).fetchall()
-    finally:
-        conn.close()
+    conn = _scratch(module)
+    conn.execute("DELETE FROM scratch")
+    conn.executemany("INSERT INTO scratch(rowid, body) VALUES (?, ?)",
+                     [(i, " ".join(p.text for p in body)) for i, body in enumerate(indexed)])
+    rows = conn.execute(f"SELECT rowid, highlight(scratch, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}') FROM scratch "
+                        "WHERE scratch MATCH ?", (" OR ".join(terms),)).fetchall()
     for rowid, marked in rows:
         found[rowid] = _source_spans(marked, indexed[rowid])
     return found
+
+
+def _scratch(module: ModuleType) -> Any:
+    """This thread's in-memory FTS5 table for highlighting (kept: creating one costs more than the
+    highlighting itself). Nothing in it outlives a call."""
+    conn = getattr(_THREAD, "scratch", None)
+    if conn is None or _THREAD.module is not module:
+        conn = module.connect(":memory:", isolation_level=None)
+        conn.execute(f"CREATE VIRTUAL TABLE scratch USING fts5(body, tokenize='{TOKENIZE}')")
+        _THREAD.scratch, _THREAD.module = conn, module
+    return conn
 
 
 def _source_spans(marked: str, parts: list[Piece]) -> list[tuple[int, int]]:
