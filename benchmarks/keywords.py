@@ -8,8 +8,9 @@ and Chinese made of the system's real zh_CN gettext translations (/usr/share/loc
 vim's), ~12 random messages joined per chunk (the catalogues hold ~27k messages, so chunks reuse
 them: label it a mixture). Both layouts are written through `Store.write_document` in alternating
 documents of 10 chunks, so load on this shared machine hits both alike, and are queried
-alternately (order flipped every query): schema 2 with `search(mode="keyword")` (highlighted
-snippets included), schema 1 with the keyword query search.py ran before (`schema1_search`). Vectors are synthetic
+alternately (order flipped every query) with `search(mode="keyword")`: on schema 2 as it is
+(highlighted snippets included), on schema 1 with the query terms and first-lines snippets that
+search.py had before (`schema1_behaviour`). Vectors are synthetic
 (keyword search ignores them; they cost both layouts the same). Reports FTS bytes per chunk
 (dbstat), insert rate, keyword p50/p99, and the share of queries that find their source chunk.
 """
@@ -18,21 +19,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from benchmarks.corpus import clustered, docstring_paragraphs
-from mlx_jina.kb import vectors
+from mlx_jina.kb import keywords, vectors
 from mlx_jina.kb.schema import MIGRATIONS
-from mlx_jina.kb.search import informative_terms, search
+from mlx_jina.kb.search import search
 from mlx_jina.kb.store import Binding, NewChunk, Store
 
 DIMS = 384
@@ -71,28 +72,30 @@ def schema1_fts(store: Store) -> None:
     conn.execute("DROP TRIGGER chunks_fts_insert")
     conn.execute("DROP TRIGGER chunks_fts_delete")
     conn.execute("DROP TABLE chunks_fts")
-    for statement in MIGRATIONS[0]:
+    first = MIGRATIONS[0]
+    assert isinstance(first, tuple)
+    for statement in first:
         if "chunks_fts" in statement:
             conn.execute(statement)
 
 
-def schema1_search(conn: Any, query: str) -> list[int]:
-    """Keyword search as search.py ran it on schema 1: each \\w+ word quoted and OR-ed (common ones
-    dropped), the same BM25 query, the candidates' rows, and the top K's first lines as snippets."""
-    terms = informative_terms(conn, ['"' + w.replace('"', '""') + '"' for w in dict.fromkeys(_WORD.findall(query))])
-    if not terms:
-        return []
-    ids = [r[0] for r in conn.execute(
-        "SELECT c.id, bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-        "JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND 1 ORDER BY s LIMIT ?",
-        (" OR ".join(terms), vectors.candidates(K)))]
-    rows = conn.execute(
-        "SELECT c.id, c.doc_id, d.path, d.rel, d.kind, c.heading, c.start_line, c.end_line, c.body "
-        "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN (SELECT value FROM json_each(?))",
-        (json.dumps(ids),)).fetchall()
-    by_id = {row[0]: row for row in rows}
-    snippets = {i: by_id[i][8].strip("\n")[:300].rsplit("\n", 1)[0] for i in ids[:K] if i in by_id}
-    return list(snippets)
+def schema1_terms(query: str) -> list[str]:
+    """The MATCH terms of schema 1: each \\w+ word quoted (a CJK run is one word)."""
+    return ['"' + w.replace('"', '""') + '"' for w in dict.fromkeys(_WORD.findall(query))]
+
+
+@contextmanager
+def schema1_behaviour() -> Iterator[None]:
+    """`search()` as it ran before CJK support: schema 1's terms, snippets without highlights (the
+    chunk's first lines). Everything else is today's search code, so the rows differ only in what
+    this change did."""
+    saved = keywords.query_terms, keywords.highlights
+    keywords.query_terms = schema1_terms
+    keywords.highlights = lambda module, terms, bodies: [[] for _ in bodies]
+    try:
+        yield
+    finally:
+        keywords.query_terms, keywords.highlights = saved
 
 
 def build_both(folder: Path, texts: list[str]) -> dict[str, tuple[Store, float]]:
@@ -142,13 +145,11 @@ def measure(stores: dict[str, tuple[Store, float]], qs: list[tuple[str, int]]) -
     found: dict[str, int] = dict.fromkeys(stores, 0)
     for q, (query, source) in enumerate(qs):
         for name in (list(stores) if q % 2 else list(stores)[::-1]):
-            conn = stores[name][0].conn
-            start = time.perf_counter()
-            if name == "schema 1":
-                ids = schema1_search(conn, query)
-            else:
-                ids = [h.chunk_id for h in search(conn, query, None, k=K, mode="keyword", per_doc=K)]
-            seconds[name].append(time.perf_counter() - start)
+            store = stores[name][0]
+            with schema1_behaviour() if name == "schema 1" else nullcontext():
+                start = time.perf_counter()
+                ids = [h.chunk_id for h in search(store, query, None, k=K, mode="keyword", per_doc=K)]
+                seconds[name].append(time.perf_counter() - start)
             found[name] += source in ids
     return {name: (float(np.percentile(np.array(s) * 1e3, 50)), float(np.percentile(np.array(s) * 1e3, 99)),
                    found[name] / len(qs)) for name, s in seconds.items()}
