@@ -1,8 +1,8 @@
 """Micro-batching: concurrent requests share forward passes, and no request holds the model for long.
 
 Requests queue up as token-id rows with one task per row. Each round takes rows from every
-waiting request in turn (oldest first, one row per request per pass) until the round's budget
-is full, and embeds them in one `Embedder.embed_ids` call on the model thread: rows of different
+waiting request in turn (one row per request per pass, starting one request further along each
+round) until the round's budget is full, and embeds them in one `Embedder.embed_ids` call on the model thread: rows of different
 requests and tasks share padded batches, since embed_ids picks adapters per row. The budget is
 counted in padded tokens (rows x longest row), what the forward pass costs. A large request is
 so split across rounds, and a small one that arrives meanwhile joins the next round instead of
@@ -150,7 +150,7 @@ class MicroBatcher:
                 break
 
     def _next_round(self) -> _Round:
-        """Rows from each waiting request in turn, oldest first, while the padded budget allows."""
+        """Rows from each waiting request in turn while the padded budget allows."""
         batch = _Round()
         progressed = True
         while progressed:
@@ -162,6 +162,10 @@ class MicroBatcher:
                     pending.next_row += 1
                     pending.unscheduled_tokens -= len(pending.rows[k])
                     progressed = True
+        if batch.picks:  # the next round starts one request further: a row that fills a round starves no one
+            first = batch.picks[0][0]
+            self._pending.remove(first)
+            self._pending.append(first)
         self.stats.queued_tokens -= sum(len(p.rows[k]) for p, k in batch.picks)
         return batch
 
