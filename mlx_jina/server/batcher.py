@@ -2,8 +2,9 @@
 
 Requests queue up as token-id rows with one task per row. Each round takes rows from every
 waiting request in turn (one row per request per pass, starting one request further along each
-round) until the round's budget is full, and embeds them in one `Embedder.embed_ids` call on the model thread: rows of different
-requests and tasks share padded batches, since embed_ids picks adapters per row. The budget is
+round) until the round's budget is full, and embeds them in one `Embedder.embed_ids` call on
+the model thread: rows of different requests and tasks share padded batches, since embed_ids
+picks adapters per row. The budget is
 counted in padded tokens (rows x longest row), what the forward pass costs. A large request is
 so split across rounds, and a small one that arrives meanwhile joins the next round instead of
 waiting for the large one to finish. A request whose caller went away (cancelled) is dropped
