@@ -36,6 +36,7 @@ from mlx_jina.errors import (
 from mlx_jina.kb import KnowledgeBase
 from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
+from mlx_jina.server import ollama
 from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
 from mlx_jina.server.requests import parse_embeddings, parse_search
@@ -142,6 +143,8 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        *ollama.ollama_routes(ollama.OllamaModels(model, names), batcher.embed,
+                              functools.partial(read_json, limit=max_body), max_inputs=config.max_inputs),
     ]
     if kb is not None:
         routes.append(Route("/v1/search", search, methods=["POST"]))
@@ -177,24 +180,31 @@ def client_errors(max_length: int) -> Iterator[None]:
 _HTTP_CODES = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
+def _error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """In the shape the route's API uses: Ollama's under /api/, else Jina's + OpenAI's."""
+    if ollama.speaks_ollama(request.url.path):
+        return ollama.error_response(status, message, headers)
+    return error_response(status, code, message, headers)
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    return _error(request, exc.status, exc.code, exc.message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = f"{exc.detail}: {request.method} {request.url.path}"
-    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"), detail, exc.headers)
+    return _error(request, exc.status_code, _HTTP_CODES.get(exc.status_code, "HTTP_ERROR"), detail, exc.headers)
 
 
 async def _overloaded(request: Request, exc: Exception) -> Response:
-    return error_response(429, "SERVER_BUSY", f"the server is busy ({exc}); retry in {RETRY_AFTER_S} s",
-                          {"Retry-After": str(RETRY_AFTER_S)})
+    return _error(request, 429, "SERVER_BUSY", f"the server is busy ({exc}); retry in {RETRY_AFTER_S} s",
+                  {"Retry-After": str(RETRY_AFTER_S)})
 
 
 async def _too_many_tokens(request: Request, exc: Exception) -> Response:
-    return error_response(413, "REQUEST_TOO_LARGE", str(exc))
+    return _error(request, 413, "REQUEST_TOO_LARGE", str(exc))
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -204,4 +214,4 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    return error_response(500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}: {exc}")
+    return _error(request, 500, "INTERNAL_ERROR", f"internal error: {type(exc).__name__}: {exc}")
