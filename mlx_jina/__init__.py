@@ -16,6 +16,7 @@ from mlx_jina.errors import (
     ModelLoadError,
     ModelMismatchError,
     ModelNotFound,
+    NoteNotFound,
     RequestTooLarge,
     SchemaError,
     ServerBusy,
@@ -29,7 +30,7 @@ blas.preload()
 __version__ = "0.1.0"
 __all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError",
            "InputTooLongError", "ModelLoadError",
-           "ModelMismatchError", "ModelNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
+           "ModelMismatchError", "ModelNotFound", "NoteNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
            "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
 
 if TYPE_CHECKING:

@@ -21,6 +21,10 @@ class ModelNotFound(InputError):
     """A server request names a model this server does not serve."""
 
 
+class NoteNotFound(InputError):
+    """A path that is not a note in the knowledge base (the MCP `get` tool reads only indexed notes)."""
+
+
 class ModelLoadError(MlxJinaError):
     """A checkpoint folder, hub id, weight file or adapter is missing or malformed."""
 

@@ -7,13 +7,18 @@ are checked against direct `encode` calls on the same checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import httpx2
 import numpy as np
 import ollama
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 import mlx_jina
 from mlx_jina.embedder import Embedder
@@ -144,3 +149,29 @@ def test_raw_errors(server: ServerProcess) -> None:
     assert httpx.post(server.url + "/api/embeddings", json={"prompt": ""}, headers=AUTH).json() == {"embedding": []}
     assert httpx.get(server.url + "/api/nope", headers=AUTH).status_code == 404
     assert httpx.post(url, json={"input": "a"}).status_code == 401  # the token guards these routes too
+
+
+# ---- MCP over streamable HTTP --------------------------------------------------------------------
+async def mcp_calls(url: str, headers: dict[str, str]) -> tuple[list[str], Any, Any]:
+    async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
+            Client(streamable_http_client(url + "/mcp", http_client=http)) as mcp:
+        tools = [t.name for t in (await mcp.list_tools()).tools]
+        found = await mcp.call_tool("search", {"query": "bike chain oil", "k": 2})
+        note = await mcp.call_tool("get", {"path": "work/bikes.md", "max_lines": 1})
+        return tools, found, note
+
+
+def test_mcp_over_http(server: ServerProcess, notes: Path) -> None:
+    tools, found, note = asyncio.run(mcp_calls(server.url, AUTH))
+    assert sorted(tools) == ["get", "search", "status"]
+    hits = found.structured_content["hits"]
+    assert hits and hits[0]["path"].startswith(str(notes.resolve())) and hits[0]["lines"]
+    assert note.structured_content["text"] == "# Bike chain" and note.structured_content["rel"] == "work/bikes.md"
+
+
+@pytest.mark.parametrize("headers, status", [({}, 401), (AUTH | {"Host": "evil.example"}, 403)])
+def test_mcp_over_http_is_guarded(server: ServerProcess, headers: dict[str, str], status: int) -> None:
+    """The same token and Host checks as every other route."""
+    r = httpx.post(server.url + "/mcp", headers=headers | {"Accept": "application/json, text/event-stream"},
+                   json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert r.status_code == status

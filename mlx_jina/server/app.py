@@ -9,7 +9,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlx_jina import __version__
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
 from mlx_jina.errors import (
     ClientGone,
@@ -35,8 +36,8 @@ from mlx_jina.errors import (
 )
 from mlx_jina.kb import KnowledgeBase
 from mlx_jina.server.batcher import MicroBatcher
-from mlx_jina.server.config import ServerConfig
 from mlx_jina.server import ollama
+from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
 from mlx_jina.server.requests import parse_embeddings, parse_search
@@ -122,16 +123,6 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
     async def models(request: Request) -> Response:
         return JSONResponse(models_body(model.info, names, created))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(batcher.run())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     middleware = [Middleware(SiteGuard, loopback_only=config.loopback_only, cors_origins=config.cors_origins)]
     if config.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=CORS_METHODS,
@@ -146,8 +137,26 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         *ollama.ollama_routes(ollama.OllamaModels(model, names), batcher.embed,
                               functools.partial(read_json, limit=max_body), max_inputs=config.max_inputs),
     ]
+    mcp_session: Callable[[], Any] = contextlib.nullcontext
     if kb is not None:
         routes.append(Route("/v1/search", search, methods=["POST"]))
+        from mlx_jina.agent.mcp_server import build_server, http_routes  # the mcp SDK: only with a KB
+
+        mcp_routes, mcp_session = http_routes(build_server(kb, worker.run, version=__version__),
+                                              max_body_bytes=max_body)
+        routes += mcp_routes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(batcher.run())
+        try:
+            async with mcp_session():
+                yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = Starlette(
         routes=routes,
         middleware=middleware,

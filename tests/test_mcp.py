@@ -1,0 +1,88 @@
+"""`mlx-jina mcp` end to end: the official MCP SDK's own stdio client spawns the server, lists its
+tools and calls them, as Claude Desktop or any other MCP client would."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from mcp import Client, StdioServerParameters
+
+import mlx_jina
+from mlx_jina.cli import main
+from mlx_jina.embedder import Embedder
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("notes")
+    (root / "cooking.md").write_text("# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n")
+    (root / "work").mkdir()
+    (root / "work" / "bikes.md").write_text("# Bike chain\n\nClean and oil the chain every few hundred km.\n"
+                                             + "".join(f"line {i}\n" for i in range(4, 40)))
+    (root / "secret.txt").write_text("not indexed")
+    return root
+
+
+@pytest.fixture(scope="module")
+def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder, notes: Path) -> Path:
+    db = tmp_path_factory.mktemp("db") / "index.db"
+    with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
+        kb.index(notes, exclude=["secret.txt"])
+    return db
+
+
+async def session(db: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
+    """Spawn `mlx-jina mcp --db DB`, list its tools, make the calls; (tools, results)."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mlx_jina", "mcp", "--db", str(db)])
+    async with Client(params, read_timeout_seconds=60) as client:
+        tools = (await client.list_tools()).tools
+        return tools, [await client.call_tool(name, args) for name, args in calls]
+
+
+def test_stdio_tools(kb_db: Path, notes: Path, tiny: Embedder) -> None:
+    tools, (found, vector, read, relative, tail, status, bad_k, outside, missing) = asyncio.run(session(kb_db, [
+        ("search", {"query": "shakshuka eggs", "k": 3, "mode": "keyword"}),
+        ("search", {"query": "bike chain", "kinds": ["md"], "path": "work/**"}),
+        ("get", {"path": str(notes / "work" / "bikes.md"), "max_lines": 2}),
+        ("get", {"path": "work/bikes.md", "from_line": 5, "max_lines": 3}),
+        ("get", {"path": "work/bikes.md", "from_line": 39}),
+        ("status", {}),
+        ("search", {"query": "eggs", "k": 0}),
+        ("get", {"path": str(notes / "secret.txt")}),
+        ("get", {"path": "../" + notes.name + "/secret.txt"}),
+    ]))
+    by_name = {t.name: t for t in tools}
+    assert set(by_name) == {"search", "get", "status"}
+    assert all(t.description and len(t.description) > 60 for t in tools)  # written for a model to read
+    assert set(by_name["search"].input_schema["properties"]) == {"query", "k", "mode", "path", "kinds", "since"}
+    assert by_name["search"].annotations.read_only_hint is True
+
+    [hit] = found.structured_content["hits"][:1]
+    assert hit["rel"] == "cooking.md" and hit["heading"] == "Shakshuka" and hit["lines"] == "1-3"
+    assert "Eggs poached" in hit["snippet"] and hit["score"] > 0
+    assert [h["rel"] for h in vector.structured_content["hits"]] == ["work/bikes.md"]  # filters applied
+
+    assert read.structured_content["text"] == "# Bike chain\n" and read.structured_content["to_line"] == 2
+    assert relative.structured_content["text"] == "line 5\nline 6\nline 7"
+    assert relative.structured_content["total_lines"] == 39 and not relative.structured_content["changed_since_indexed"]
+    assert tail.structured_content["text"] == "line 39" and tail.structured_content["to_line"] == 39
+
+    info = status.structured_content
+    assert info["files"] == 2 and info["folders"] == [{"folder": str(notes.resolve()), "files": 2}]
+    assert info["dimensions"] == tiny.dimensions[-1] and info["last_indexed"]
+
+    assert bad_k.is_error and "k" in bad_k.content[0].text
+    for refused in (outside, missing):  # a file next to the notes, and a path that walks out
+        assert refused.is_error and "not a note in this index" in refused.content[0].text
+
+
+def test_cli_refusals(tmp_path: Path, kb_db: Path) -> None:
+    result = CliRunner().invoke(main, ["mcp", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 1 and "no index at" in result.output
+    result = CliRunner().invoke(main, ["mcp", "--db", str(kb_db), "--reranker", "some/reranker"])
+    assert result.exit_code == 2 and "not available" in result.output
