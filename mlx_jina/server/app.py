@@ -9,7 +9,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from mlx_jina import __version__
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
@@ -35,8 +35,8 @@ from mlx_jina.errors import (
     ServerBusy,
 )
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server import ollama
+from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
@@ -130,7 +130,7 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
                                      allow_private_network=True))
     middleware.append(Middleware(AccessGuard, api_token=config.api_token, max_body_bytes=max_body,
                                  max_pending_bytes=int(config.max_pending_mb * MB)))
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
@@ -189,11 +189,12 @@ def client_errors(max_length: int) -> Iterator[None]:
 _HTTP_CODES = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
-def _error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(request: Request, status: int, code: str, message: str,
+           headers: Mapping[str, str] | None = None) -> Response:
     """In the shape the route's API uses: Ollama's under /api/, else Jina's + OpenAI's."""
     if ollama.speaks_ollama(request.url.path):
         return ollama.error_response(status, message, headers)
-    return error_response(status, code, message, headers)
+    return error_response(status, code, message, dict(headers) if headers else None)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

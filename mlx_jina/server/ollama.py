@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mlx_jina.embedder import Embedder
-from mlx_jina.embedding_types import finalize
 from mlx_jina.errors import InputError, InputTooLongError
-from mlx_jina.package import package_info
+from mlx_jina.postprocess import finalize
 from mlx_jina.server.errors import ApiError
 from mlx_jina.server.requests import DEFAULT_TASK
+from mlx_jina.spec import package_spec
 
 #: The Ollama release whose API these routes follow (clients gate features on GET /api/version).
 OLLAMA_API_VERSION = "0.12.0"
@@ -49,7 +49,7 @@ def speaks_ollama(path: str) -> bool:
     return path.startswith("/api/")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -78,7 +78,7 @@ class OllamaModels:
         files = [p for p in Path(model.folder).rglob("*.safetensors") if p.is_file()]
         self.size = sum(p.stat().st_size for p in files)
         mtime = max((p.stat().st_mtime for p in files), default=time.time())
-        self.modified_at = datetime.fromtimestamp(mtime, timezone.utc).isoformat()
+        self.modified_at = datetime.fromtimestamp(mtime, UTC).isoformat()
         self.digest = hashlib.sha256(f"{model.model_id}@{model.revision}".encode()).hexdigest()
 
     @property
@@ -114,7 +114,7 @@ class OllamaModels:
         task = self.task_of(name)[1] or DEFAULT_TASK
         info = self.model.info
         return {
-            "license": package_info().weights_license_note,
+            "license": package_spec().weights_license_note,
             "modelfile": f"# {name}: served by mlx-jina; task {task}\nFROM {self.model.model_id}\n",
             "parameters": "", "template": "", "details": self.details(),
             "model_info": {
