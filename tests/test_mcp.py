@@ -4,6 +4,7 @@ tools and calls them, as Claude Desktop or any other MCP client would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from mcp import Client, StdioServerParameters
 import mlx_jina
 from mlx_jina.cli import main
 from mlx_jina.embedder import Embedder
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "mcp" / "claude_desktop_config.json"
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +39,18 @@ def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder, notes: Path)
     return db
 
 
+def example_args(db: Path) -> list[str]:
+    """The arguments of examples/mcp/claude_desktop_config.json, pointed at `db`."""
+    [entry] = json.loads(EXAMPLE_CONFIG.read_text())["mcpServers"].values()
+    assert Path(entry["command"]).name == "mlx-jina"
+    args = list(entry["args"])
+    args[args.index("--db") + 1] = str(db)
+    return args
+
+
 async def session(db: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
-    """Spawn `mlx-jina mcp --db DB`, list its tools, make the calls; (tools, results)."""
-    params = StdioServerParameters(command=sys.executable, args=["-m", "mlx_jina", "mcp", "--db", str(db)])
+    """Spawn `mlx-jina` with the example config's arguments, list its tools, make the calls."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mlx_jina", *example_args(db)])
     async with Client(params, read_timeout_seconds=60) as client:
         tools = (await client.list_tools()).tools
         return tools, [await client.call_tool(name, args) for name, args in calls]

@@ -8,6 +8,9 @@ are checked against direct `encode` calls on the same checkpoint.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +114,15 @@ def test_list_and_show(client: ollama.Client, tiny: Embedder) -> None:
     assert shown.modelinfo["qwen3.context_length"] == tiny.max_length
     assert shown.modelinfo["mlx_jina.task"] == "retrieval.query"
     assert "CC BY-NC 4.0" in shown.license
+
+
+def test_example_client(server: ServerProcess) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "client_ollama.py"
+    run = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=60,
+                         env=os.environ | {"MLX_JINA_URL": server.url, "MLX_JINA_API_TOKEN": TOKEN})
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"served: {NAME}:latest") and len(lines) == 3 and "Shakshuka" in run.stdout
 
 
 def test_probes(server: ServerProcess) -> None:

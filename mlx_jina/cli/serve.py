@@ -89,7 +89,8 @@ def serve(ctx: click.Context, host: str, port: int, allow_remote: bool, api_toke
           batch_wait_ms: float, max_inputs: int, max_body_mb: float, max_pending_mb: float, max_queued_tokens: int,
           header_timeout: float, body_timeout: float, keep_alive: float, access_log: bool, **model_opts: Any) -> None:
     """Serve embeddings on http://HOST:PORT: POST /v1/embeddings (Jina or OpenAI request),
-    GET /v1/models, GET /health, and POST /v1/search with --db."""
+    GET /v1/models, GET /health, Ollama's /api/embed, /api/tags, /api/show; with --db also
+    POST /v1/search and MCP at /mcp."""
     from mlx_jina.server.security import check_bind, is_loopback
 
     token = _api_token(ctx, api_token, api_token_file)

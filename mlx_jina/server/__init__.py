@@ -1,4 +1,5 @@
-"""A local embedding server (`mlx-jina serve`) speaking the Jina and OpenAI embeddings APIs.
+"""A local embedding server (`mlx-jina serve`) speaking the Jina, OpenAI and Ollama embedding APIs,
+plus MCP for agents.
 
 See `mlx_jina/server/API.md` for every endpoint, field, default and error.
 """
