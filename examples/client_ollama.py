@@ -19,9 +19,9 @@ from ollama import Client
 token = os.environ.get("MLX_JINA_API_TOKEN")
 client = Client(host=os.environ.get("MLX_JINA_URL", "http://127.0.0.1:8765"),
                 headers={"Authorization": f"Bearer {token}"} if token else None)
-MODEL = "jina-embeddings-v5-text-small"
-
-print("served:", ", ".join(m.model or "" for m in client.list().models))
+served = [m.model or "" for m in client.list().models]  # NAME:latest, then NAME:<task> for each task
+print("served:", ", ".join(served))
+MODEL = served[0].partition(":")[0]  # jina-embeddings-v5-text-small for the real model
 notes = ["Shakshuka is eggs poached in a spiced tomato sauce.", "Oil a bike chain every few hundred km."]
 docs = np.array(client.embed(model=f"{MODEL}:retrieval.passage", input=notes).embeddings)
 query = np.array(client.embed(model=f"{MODEL}:retrieval.query", input="how do I look after my bike?").embeddings[0])

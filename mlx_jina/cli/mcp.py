@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
 from pathlib import Path
 
 import click
@@ -61,12 +59,6 @@ def mcp(db: Path | None, model: str | None, reranker: str | None) -> None:
     finally:
         worker.call(kb.close)
         worker.close()
-    # With the model loaded on a worker thread, MLX (0.32, CPU backend) can abort in its C++ teardown
-    # ("terminate called without an active exception"), which clients log as a crash. Everything is
-    # closed and nothing is left to write, so leave without that teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def _version() -> str:

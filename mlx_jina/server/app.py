@@ -134,7 +134,8 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
-        *ollama.ollama_routes(ollama.OllamaModels(model, names), batcher.embed,
+        *ollama.ollama_routes(ollama.OllamaModels(model, names),
+                              lambda request, ids, tasks: unless_disconnected(request, batcher.embed(ids, tasks)),
                               functools.partial(read_json, limit=max_body), max_inputs=config.max_inputs),
     ]
     mcp_session: Callable[[], Any] = contextlib.nullcontext

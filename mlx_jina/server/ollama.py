@@ -39,8 +39,9 @@ OLLAMA_API_VERSION = "0.12.0"
 FAMILY = "qwen3"
 LATEST = "latest"  # Ollama's tag for "the default": here the default task
 
-#: (token-id rows, one task per row) -> raw float32 vectors: the micro-batcher of the app.
-EmbedRows = Callable[[list[list[int]], list[str]], Awaitable[np.ndarray]]
+#: (the request, token-id rows, one task per row) -> raw float32 vectors: the app's micro-batcher,
+#: which also stops the work if the client goes away.
+EmbedRows = Callable[[Request, list[list[int]], list[str]], Awaitable[np.ndarray]]
 ReadBody = Callable[[Request], Awaitable[Any]]
 
 
@@ -195,7 +196,7 @@ def ollama_routes(models: OllamaModels, embed_rows: EmbedRows, read_body: ReadBo
                                           truncate=call.truncate)
         except InputTooLongError as exc:
             raise _invalid(f"input length exceeds the context length ({exc})") from None
-        raw = await embed_rows(ids, [call.task] * len(ids))
+        raw = await embed_rows(request, ids, [call.task] * len(ids))
         vectors = finalize(raw, dimensions=call.dimensions, normalized=True, embedding_type="float")
         return call, vectors, sum(map(len, ids)), time.perf_counter_ns() - start
 
