@@ -30,7 +30,8 @@ blas.preload()
 __version__ = "0.1.0"
 __all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError",
            "InputTooLongError", "ModelLoadError",
-           "ModelMismatchError", "ModelNotFound", "NoteNotFound", "SchemaError", "ServerStartError", "SQLiteUnavailableError",
+           "ModelMismatchError", "ModelNotFound", "NoteNotFound", "SchemaError", "ServerStartError",
+           "SQLiteUnavailableError",
            "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
 
 if TYPE_CHECKING:
