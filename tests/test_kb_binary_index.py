@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from mlx_jina.kb import vectors
 from mlx_jina.kb.binary_index import BinaryIndex
@@ -144,6 +145,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_writer_never_yields_wrong_or_deleted_chunks(tmp_path):
     """A writer replaces and deletes documents in a loop and is killed at a random moment, while
     this process searches; every search must equal the exact answer of its own snapshot, during
