@@ -198,6 +198,16 @@ def test_search_filters(kb, notes):
         kb.search("x", mode="fuzzy")
 
 
+def test_index_options_are_checked_and_one_glob_string_is_one_glob(kb, notes):
+    for bad, message in [({"include": [3]}, "include must be"), ({"exclude": None}, "exclude must be"),
+                         ({"max_bytes": 0}, "max_bytes must be"), ({"max_bytes": "5MB"}, "max_bytes must be")]:
+        with pytest.raises(InputError, match=message):
+            kb.index(notes, **bad)
+    assert counts(kb)[0] == 0  # nothing was indexed by a bad call
+    report = kb.index(notes, include="work/**")  # not ["w", "o", "r", "k", ...]
+    assert report.added == 1 and counts(kb)[0] == 1
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"mode": "fuzzy"}, "mode 'fuzzy' is not one of"), ({"k": 0}, "k must be a positive integer"),
     ({"k": "10"}, "k must be"), ({"per_doc": -1}, "per_doc must be"), ({"path": 3}, "path must be a glob"),

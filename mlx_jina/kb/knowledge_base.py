@@ -90,7 +90,11 @@ class KnowledgeBase:
     def index(self, folder: str | Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
               max_bytes: int = DEFAULT_MAX_BYTES, reembed: bool = False, progress: bool = False) -> IndexReport:
         """Sync the index with `folder`: embed new and changed files, move renamed ones, drop deleted.
-        reembed: forget every stored vector first (to switch models or dimensions)."""
+        reembed: forget every stored vector first (to switch models or dimensions). include/exclude:
+        gitignore-style globs (a single string is one glob)."""
+        include, exclude = _globs("include", include), _globs("exclude", exclude)
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise InputError(f"max_bytes must be a positive integer, not {max_bytes!r}")
         if reembed:
             self.store.reset(self.wanted_binding(fresh=True))
         return self._indexer().sync(Path(folder), include=include, exclude=exclude, max_bytes=max_bytes,
@@ -157,6 +161,14 @@ class KnowledgeBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _globs(name: str, patterns: Iterable[str] | str) -> tuple[str, ...]:
+    """A single string is one glob, not a sequence of one-character globs."""
+    globs = (patterns,) if isinstance(patterns, str) else tuple(patterns) if isinstance(patterns, Iterable) else None
+    if globs is None or not all(isinstance(g, str) for g in globs):
+        raise InputError(f"{name} must be gitignore-style glob strings, not {patterns!r}")
+    return globs
 
 
 def _filters(path: str | None, kinds: Iterable[str] | str, since: float | str | date | None) -> Filters:
