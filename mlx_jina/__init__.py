@@ -17,6 +17,7 @@ from mlx_jina.errors import (
     ModelMismatchError,
     ModelNotFound,
     NoteNotFound,
+    RemoteEmbedderError,
     RequestTooLarge,
     SchemaError,
     ServerBusy,
@@ -28,19 +29,19 @@ from mlx_jina.errors import (
 blas.preload()
 
 __version__ = "0.1.0"
-__all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "MlxJinaError", "InputError",
-           "InputTooLongError", "ModelLoadError",
-           "ModelMismatchError", "ModelNotFound", "NoteNotFound", "SchemaError", "ServerStartError",
-           "SQLiteUnavailableError",
-           "UnreadableFile", "ServerBusy", "RequestTooLarge", "ClientGone"]
+__all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "RemoteEmbedder", "MlxJinaError",
+           "InputError", "InputTooLongError", "ModelLoadError", "ModelMismatchError", "ModelNotFound", "NoteNotFound",
+           "RemoteEmbedderError", "SchemaError", "ServerStartError", "SQLiteUnavailableError", "UnreadableFile",
+           "ServerBusy", "RequestTooLarge", "ClientGone"]
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder, load
     from mlx_jina.kb import KnowledgeBase
+    from mlx_jina.remote import RemoteEmbedder
     from mlx_jina.rerank import Reranker, load_reranker
 
 _LAZY = {"load": "mlx_jina.embedder", "Embedder": "mlx_jina.embedder", "KnowledgeBase": "mlx_jina.kb",
-         "load_reranker": "mlx_jina.rerank", "Reranker": "mlx_jina.rerank"}
+         "load_reranker": "mlx_jina.rerank", "Reranker": "mlx_jina.rerank", "RemoteEmbedder": "mlx_jina.remote"}
 
 
 def __getattr__(name: str) -> Any:

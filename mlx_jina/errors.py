@@ -64,3 +64,8 @@ class ClientGone(MlxJinaError):
 
 class ServerStartError(MlxJinaError, RuntimeError):
     """A `mlx-jina serve` child process exited or did not answer in time (see server.process)."""
+
+
+class RemoteEmbedderError(MlxJinaError):
+    """A remote embedding endpoint (--embed-url) is down, refuses, or answers nonsense; the message
+    names the URL and the status. Files already written stay in the index."""

@@ -67,7 +67,7 @@ def test_first_download_shows_the_licence_and_fetches_only_what_is_needed(hub_ca
     repo = "jinaai/jina-embeddings-v5-text-small-retrieval-mlx"
     calls = []
 
-    def fake_snapshot_download(repo_id, *, revision, ignore_patterns, local_files_only=False):
+    def fake_snapshot_download(repo_id, *, revision, ignore_patterns, local_files_only=False, allow_patterns=None):
         calls.append((local_files_only, ignore_patterns))
         if local_files_only:
             raise LocalEntryNotFoundError("not cached")

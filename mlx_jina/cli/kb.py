@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from mlx_jina.cli import main
-from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.cli.options import load_from_options, model_options, remote_from_options, remote_options
 from mlx_jina.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -37,6 +37,18 @@ def db_option(command: Any) -> Any:
                      "~/Library/Application Support/mlx-jina/index.db (macOS)",
         help="The SQLite file of the index.",
     )(command)
+
+
+def _remote(opts: dict[str, Any], *, wanted: bool = True) -> Any:
+    """The RemoteEmbedder --embed-url asks for, or None (the remote options are taken out of `opts`).
+    An explicit --model names the tokenizer to chunk with; else the served model's own."""
+    url = opts.pop("embed_url")
+    style, task, name, concurrency = (opts.pop(k) for k in ("embed_style", "embed_task", "embed_model", "concurrency"))
+    if url is None or not wanted:
+        return None
+    explicit = click.get_current_context().get_parameter_source("model") is not ParameterSource.DEFAULT
+    return remote_from_options(url, model=name, style=style, task=task, concurrency=concurrency,
+                               tokenizer=opts["model"] if explicit else None)
 
 
 def _load(model_opts: dict[str, Any]) -> Embedder:
@@ -108,11 +120,14 @@ def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: i
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @db_option
 @model_options
+@remote_options
 @index_options
 def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: tuple[str, ...],
           exclude: tuple[str, ...], max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
-    """Index FOLDER: embed new and changed files, follow renames, drop deleted files."""
-    with _kb(db, _load(model_opts), dims) as kb:
+    """Index FOLDER: embed new and changed files, follow renames, drop deleted files. With --embed-url the
+    chunks are embedded by that server (token-budgeted batches, --concurrency requests in flight)."""
+    remote = _remote(model_opts)
+    with _kb(db, remote or _load(model_opts), dims) as kb:
         report = kb.index(folder, reembed=reembed, progress=not as_json and sys.stderr.isatty(),
                           **_index_args(include, exclude, max_bytes))
     _print_report(report, as_json)
@@ -163,13 +178,15 @@ def remove(paths: tuple[Path, ...], as_json: bool, db: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @db_option
 @model_options
+@remote_options
 def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[str, ...], since: datetime | None,
            per_doc: int, as_json: bool, db: Path | None, **model_opts: Any) -> None:
     """Search the index for QUERY. Without --model, queries use the model the index was built
-    with; keyword mode needs no model."""
+    with; keyword mode needs no model. With --embed-url the query is embedded by that server."""
     context = click.get_current_context()
     explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
-    model = load_from_options(**model_opts) if explicit and mode != "keyword" else None
+    remote = _remote(model_opts, wanted=mode != "keyword")
+    model = remote or (load_from_options(**model_opts) if explicit and mode != "keyword" else None)
     with _kb(db, model, must_exist=True) as kb:
         if model is None and mode != "keyword" and _built_with_tiny(kb):
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:

@@ -44,3 +44,38 @@ def load_from_options(model: str, revision: str | None, quantize: str | None, dt
     from mlx_jina.embedder import load
 
     return load(model, revision=revision, quantize=int(quantize) if quantize else None, dtype=dtype)
+
+
+EMBED_URL_ENV = "MLX_JINA_EMBED_URL"
+EMBED_KEY_ENV = "MLX_JINA_EMBED_API_KEY"
+
+
+def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --embed-url and friends: embed through another engine's /v1/embeddings instead of in-process."""
+
+    @click.option("--embed-url", envvar=EMBED_URL_ENV, default=None,
+                  help="Embed through this OpenAI/Jina-compatible server (mlx-jina serve, vLLM, TEI) "
+                       f"[${EMBED_URL_ENV}].")
+    @click.option("--embed-model", default=None, help="Model name to request (default: the server's first model).")
+    @click.option("--embed-style", type=click.Choice(["jina", "openai"]), default=None,
+                  help="jina: send the task; openai: prefix the prompt here (vLLM/TEI per-task models). "
+                       "Default: jina if the server lists tasks in /v1/models.")
+    @click.option("--embed-task", default=None,
+                  help="For --embed-style openai: the adapter the served model was merged with (retrieval, ...); "
+                       "default: read from its name.")
+    @click.option("--concurrency", type=click.IntRange(min=1, max=256), default=4, show_default=True,
+                  help="Requests in flight to --embed-url.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+def remote_from_options(url: str, *, model: str | None, style: str | None, task: str | None, concurrency: int,
+                        tokenizer: str | None) -> Any:
+    """A RemoteEmbedder for --embed-url; the API key comes from $MLX_JINA_EMBED_API_KEY (never argv)."""
+    from mlx_jina.remote import RemoteEmbedder
+
+    return RemoteEmbedder(url, model=model, style=style, task=task, concurrency=concurrency,  # type: ignore[arg-type]
+                          tokenizer=tokenizer, api_key=os.environ.get(EMBED_KEY_ENV))

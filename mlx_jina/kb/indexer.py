@@ -34,6 +34,7 @@ from mlx_jina.kb.store import NewChunk, Store, StoredDoc
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
+    from mlx_jina.remote import RemoteEmbedder
 
 BATCH_CHUNKS = 64  # chunks embedded per forward batch (across files)
 
@@ -68,14 +69,15 @@ class _Pending:
 
 
 class Indexer:
-    def __init__(self, store: Store, embedder: Embedder, dimensions: int, *, passage_task: str,
-                 max_tokens: int = 400, overlap_tokens: int = 48) -> None:
+    def __init__(self, store: Store, embedder: Embedder | RemoteEmbedder, dimensions: int, *, passage_task: str,
+                 max_tokens: int = 400, overlap_tokens: int = 48, batch_chunks: int = BATCH_CHUNKS) -> None:
         self.store = store
         self.embedder = embedder
         self.dimensions = dimensions
         self.passage_task = passage_task
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+        self.batch_chunks = batch_chunks
 
     def sync(self, root: Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
              max_bytes: int = DEFAULT_MAX_BYTES, remove_missing: bool = True, progress: bool = False,
@@ -156,7 +158,7 @@ class Indexer:
 
     def _batches(self, pending: list[_Pending], present: set[str], report: IndexReport,
                  bar: _Progress) -> Iterator[list[_Pending]]:
-        """Files read and chunked, grouped into batches of about BATCH_CHUNKS chunks."""
+        """Files read and chunked, grouped into batches of about `batch_chunks` chunks."""
         batch: list[_Pending] = []
         size = 0
         for p in pending:
@@ -174,7 +176,7 @@ class Indexer:
             p.hashes = [_sha(c.text) for c in p.chunks]
             batch.append(p)
             size += len(p.chunks)
-            if size >= BATCH_CHUNKS:
+            if size >= self.batch_chunks:
                 yield batch
                 batch, size = [], 0
         if batch:

@@ -12,12 +12,14 @@ from platformdirs import user_data_path
 
 from mlx_jina.errors import InputError
 from mlx_jina.ingest import DEFAULT_MAX_BYTES
-from mlx_jina.kb.indexer import Indexer, IndexReport
+from mlx_jina.kb import probes
+from mlx_jina.kb.indexer import BATCH_CHUNKS, Indexer, IndexReport
 from mlx_jina.kb.search import Filters, Hit, check_options, search
 from mlx_jina.kb.store import Binding, Store
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
+    from mlx_jina.remote import RemoteEmbedder
 
 DB_ENV = "MLX_JINA_DB"
 
@@ -36,21 +38,26 @@ class KnowledgeBase:
 
     model: an Embedder, or a hub id / folder to load on first need (None: the model the database
     was indexed with, else the default model). Status and keyword search never load a model.
+    embedder: an already-made embedder instead of `model`, e.g. `RemoteEmbedder(url)` to embed
+    through another engine; every writer must reproduce the DB's probe vectors (kb/probes.py).
     dimensions: Matryoshka size to store (None: the database's, else the model's full size).
     """
 
     def __init__(self, db_path: str | Path | None = None, *, model: str | Path | Embedder | None = None,
-                 dimensions: int | None = None, revision: str | None = None, quantize: int | None = None) -> None:
+                 embedder: Embedder | RemoteEmbedder | None = None, dimensions: int | None = None,
+                 revision: str | None = None, quantize: int | None = None) -> None:
+        if model is not None and embedder is not None:
+            raise InputError("pass either model= (a name, folder or Embedder) or embedder=, not both")
         self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
         self.store = Store(self.db_path)
-        self._model = model
+        self._model = model if embedder is None else embedder
         self._revision, self._quantize = revision, quantize
         self._dimensions = dimensions
-        self._embedder: Embedder | None = None
+        self._embedder: Embedder | RemoteEmbedder | None = None
 
     # ---- the model ---------------------------------------------------------------------------
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Embedder | RemoteEmbedder:
         """The model, loaded once and used for both passages and queries."""
         if self._embedder is None:
             if self._model is None or isinstance(self._model, (str, Path)):
@@ -121,7 +128,21 @@ class KnowledgeBase:
 
     def _indexer(self) -> Indexer:
         binding = self._bound()
-        return Indexer(self.store, self.embedder, binding.dimensions, passage_task=binding.passage_task)
+        self._check_space(binding)
+        # a remote engine with N requests in flight wants N batches' worth of chunks per round
+        batch_chunks = getattr(self.embedder, "batch_chunks", BATCH_CHUNKS)
+        return Indexer(self.store, self.embedder, binding.dimensions, passage_task=binding.passage_task,
+                       batch_chunks=batch_chunks)
+
+    def _check_space(self, binding: Binding) -> None:
+        """Before any write: the embedder must reproduce the DB's probe vectors (recorded on first write)."""
+        fresh = probes.embed(self.embedder, task=binding.passage_task, dimensions=binding.dimensions)
+        recorded = self.store.probe_vectors()
+        if recorded is None:
+            self.store.set_probe_vectors(probes.dumps(fresh))
+            return
+        who = f"the embedder ({self.embedder.info['model_id']})"
+        probes.check(probes.loads(recorded), fresh, db=self.db_path, who=who)
 
     def own_files(self) -> list[Path]:
         """The database's own files (never indexed or watched)."""

@@ -169,6 +169,14 @@ class Store:
                 + " to search it, or re-embed everything with the new one: `mlx-jina index --reembed FOLDER`."
             )
 
+    def probe_vectors(self) -> str | None:
+        """The probe vectors recorded when the vectors' space was fixed (see kb/probes.py), if any."""
+        return self.meta().get("probe_vectors")
+
+    def set_probe_vectors(self, value: str) -> None:
+        with self.transaction() as conn:
+            self._set_meta(conn, {"probe_vectors": value})
+
     def reset(self, wanted: Binding) -> None:
         """Forget every document and vector and bind to a new model (for --reembed)."""
         _check_dimensions(wanted.dimensions)

@@ -21,10 +21,11 @@ _IGNORE = ["onnx/*", "*.onnx", "*.onnx_data", "*.gguf", "*.bin", "*.pt", "*.h5",
 
 
 def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: int | None = None,
-            repos: Mapping[str, RepoSpec] | None = None,
-            licence_note: str | None = None) -> tuple[Path, RepoSpec | None, str | None]:
+            repos: Mapping[str, RepoSpec] | None = None, licence_note: str | None = None,
+            only: list[str] | None = None) -> tuple[Path, RepoSpec | None, str | None]:
     """Return (local folder, known repo spec or None, revision or None). repos / licence_note: the
-    known repos and their licence (default: the embedding model's; the reranker passes its own)."""
+    known repos and their licence (default: the embedding model's; the reranker passes its own).
+    only: fetch just these files of a hub repo (e.g. the tokenizer, for a remote embedder)."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -46,7 +47,8 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: 
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        folder = huggingface_hub.snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore)
+        folder = huggingface_hub.snapshot_download(name, revision=rev, local_files_only=True, ignore_patterns=ignore,
+                                                   allow_patterns=only)
         return Path(folder), spec, rev
     except LocalEntryNotFoundError:
         if huggingface_hub.constants.HF_HUB_OFFLINE:
@@ -60,7 +62,7 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: 
     print(f"Downloading {name}@{rev} (once; later runs work offline from the Hugging Face cache).{licence}",
           file=sys.stderr)
     try:
-        folder = huggingface_hub.snapshot_download(name, revision=rev, ignore_patterns=ignore)
+        folder = huggingface_hub.snapshot_download(name, revision=rev, ignore_patterns=ignore, allow_patterns=only)
     except Exception as exc:  # network, auth, missing repo: all mean "not available here"
         raise ModelLoadError(
             f"{name}@{rev} is not in the local Hugging Face cache and could not be downloaded "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,11 +41,15 @@ def embeddings_body(job: EmbedJob, raw: np.ndarray, *, prompt_tokens: int, model
 
 
 def models_body(info: dict[str, Any], names: tuple[str, ...], created: int) -> dict[str, Any]:
-    """OpenAI's model list, with the served model's limits so clients need not hard-code them."""
+    """OpenAI's model list, with the served model's limits so clients need not hard-code them, and
+    what a remote knowledge-base writer records as the model (`model_id`, `revision`)."""
     entry = {
         "id": names[0], "object": "model", "created": created, "owned_by": "mlx-jina", "aliases": list(names[1:]),
-        **{k: info[k] for k in ("dimensions", "matryoshka_dimensions", "max_length", "tasks", "quantization", "dtype")},
+        **{k: info[k] for k in ("model_id", "revision", "dimensions", "matryoshka_dimensions", "max_length", "tasks",
+                                "quantization", "dtype")},
     }
+    if Path(entry["model_id"]).expanduser().is_dir():  # a folder: say where it is, not where the server ran
+        entry["model_id"] = str(Path(entry["model_id"]).expanduser().resolve())
     return {"object": "list", "data": [entry]}
 
 
