@@ -163,6 +163,16 @@ def test_raw_errors(server: ServerProcess) -> None:
     assert httpx.post(url, json={"input": "a"}).status_code == 401  # the token guards these routes too
 
 
+def test_guard_refusals_reach_ollama_clients_as_text(server: ServerProcess) -> None:
+    """The guards' refusals on /api/ are Ollama-shaped too, so the client shows the reason."""
+    for client, status, words in ((ollama.Client(host=server.url), 401, "Authentication required"),
+                                  (ollama.Client(host=server.url, headers=AUTH | {"Origin": "https://evil.example"}),
+                                   403, "--cors-origin")):
+        with pytest.raises(ollama.ResponseError) as refused:
+            client.embed(model=NAME, input="a")
+        assert refused.value.status_code == status and words in refused.value.error
+
+
 # ---- MCP over streamable HTTP --------------------------------------------------------------------
 async def mcp_calls(url: str, headers: dict[str, str]) -> tuple[list[str], Any, Any]:
     async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \

@@ -35,11 +35,11 @@ from mlx_jina.errors import (
     ServerBusy,
 )
 from mlx_jina.kb import KnowledgeBase
-from mlx_jina.server import ollama
 from mlx_jina.server.batcher import MicroBatcher
 from mlx_jina.server.config import ServerConfig
 from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
+from mlx_jina.server.ollama import OllamaModels, ollama_routes
 from mlx_jina.server.requests import parse_embeddings, parse_search
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
 from mlx_jina.server.security import RETRY_AFTER_S, AccessGuard, SiteGuard
@@ -134,7 +134,7 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
-        *ollama.ollama_routes(ollama.OllamaModels(model, names),
+        *ollama_routes(OllamaModels(model, names),
                               lambda request, ids, tasks: unless_disconnected(request, batcher.embed(ids, tasks)),
                               functools.partial(read_json, limit=max_body), max_inputs=config.max_inputs),
     ]
@@ -192,10 +192,7 @@ _HTTP_CODES = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 def _error(request: Request, status: int, code: str, message: str,
            headers: Mapping[str, str] | None = None) -> Response:
-    """In the shape the route's API uses: Ollama's under /api/, else Jina's + OpenAI's."""
-    if ollama.speaks_ollama(request.url.path):
-        return ollama.error_response(status, message, headers)
-    return error_response(status, code, message, dict(headers) if headers else None)
+    return error_response(status, code, message, headers, path=request.url.path)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,15 +43,6 @@ LATEST = "latest"  # Ollama's tag for "the default": here the default task
 #: which also stops the work if the client goes away.
 EmbedRows = Callable[[Request, list[list[int]], list[str]], Awaitable[np.ndarray]]
 ReadBody = Callable[[Request], Awaitable[Any]]
-
-
-def speaks_ollama(path: str) -> bool:
-    """Whether errors on this path take Ollama's shape (the app's error handlers ask)."""
-    return path.startswith("/api/")
-
-
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _invalid(message: str) -> ApiError:
@@ -183,7 +174,7 @@ def _inputs(value: Any, max_inputs: int) -> list[str]:
 
 def ollama_routes(models: OllamaModels, embed_rows: EmbedRows, read_body: ReadBody, *,
                   max_inputs: int) -> list[Route]:
-    """The Ollama routes; the app answers their errors with `error_response` (see speaks_ollama)."""
+    """The Ollama routes; their errors are answered in Ollama's shape (server.errors.error_response)."""
     model = models.model
 
     async def embed_call(request: Request, *, legacy: bool) -> tuple[EmbedCall, np.ndarray, int, int]:

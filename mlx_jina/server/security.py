@@ -87,23 +87,24 @@ class SiteGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self._refusal(Headers(scope=scope))
+            refusal = self._refusal(Headers(scope=scope), scope["path"])
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: Headers) -> Response | None:
+    def _refusal(self, headers: Headers, path: str) -> Response | None:
         if self.loopback_only:
             host = _host_name(headers.get("host", ""))
             if not is_loopback(host):
                 return error_response(403, "FORBIDDEN_HOST", f"Host {host!r} is not a loopback name; this "
-                                      "server only answers requests addressed to localhost/127.0.0.1/[::1]")
+                                      "server only answers requests addressed to localhost/127.0.0.1/[::1]", path=path)
         origin = headers.get("origin")
         if origin is not None and origin not in self.origins:
             allowed = ", ".join(sorted(self.origins)) or "none"
             return error_response(403, "FORBIDDEN_ORIGIN", f"Origin {origin!r} is not allowed (allowed: {allowed}); "
-                                  "start the server with --cors-origin ORIGIN to let that web page or app call it")
+                                  "start the server with --cors-origin ORIGIN to let that web page or app call it",
+                                  path=path)
         return None
 
 
@@ -132,7 +133,8 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refusal = self._auth_refusal(headers, scope["path"]) or self._body_refusal(headers, scope["method"])
+        path = scope["path"]
+        refusal = self._auth_refusal(headers, path) or self._body_refusal(headers, scope["method"], path)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -150,31 +152,32 @@ class AccessGuard:
         challenge = {"WWW-Authenticate": "Bearer"}
         if not given:
             return error_response(401, "AUTH_MISSING_API_KEY", "Authentication required: send the header "
-                                  "'Authorization: Bearer <api-token>'", challenge)
+                                  "'Authorization: Bearer <api-token>'", challenge, path=path)
         token = bearer_token(given)
         if token is None:
             return error_response(401, "AUTH_INVALID_API_KEY", "The Authorization header must be "
-                                  "'Bearer <api-token>'", challenge)
+                                  "'Bearer <api-token>'", challenge, path=path)
         if not hmac.compare_digest(token.encode(), self.expected):
-            return error_response(401, "AUTH_INVALID_API_KEY", "Invalid API token", challenge)
+            return error_response(401, "AUTH_INVALID_API_KEY", "Invalid API token", challenge, path=path)
         return None
 
-    def _body_refusal(self, headers: Headers, method: str) -> Response | None:
+    def _body_refusal(self, headers: Headers, method: str, path: str) -> Response | None:
         if method not in BODY_METHODS:
             return None
         media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type != "application/json":
             return error_response(415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type {media_type or 'none'!r} is not "
-                                  "supported: send the JSON body with 'Content-Type: application/json'")
+                                  "supported: send the JSON body with 'Content-Type: application/json'", path=path)
         declared = headers.get("content-length")
         if declared is None or not declared.isdigit():
-            return error_response(411, "LENGTH_REQUIRED", "send the request body with a Content-Length header")
+            return error_response(411, "LENGTH_REQUIRED", "send the request body with a Content-Length header",
+                                  path=path)
         size = int(declared)
         if size > self.max_body:
             return error_response(413, "REQUEST_TOO_LARGE",
-                                  f"request body is {size} bytes; the limit is {self.max_body}")
+                                  f"request body is {size} bytes; the limit is {self.max_body}", path=path)
         if self.pending and self.pending + size > self.max_pending:
             return error_response(429, "SERVER_BUSY", f"the server holds {self.pending} bytes of requests already "
                                   f"(limit {self.max_pending}); retry in {RETRY_AFTER_S} s",
-                                  {"Retry-After": str(RETRY_AFTER_S)})
+                                  {"Retry-After": str(RETRY_AFTER_S)}, path=path)
         return None
