@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from mlx_jina import blas
 from mlx_jina.errors import (
     ClientGone,
+    DatabaseError,
     InputError,
     InputTooLongError,
+    Interrupted,
     MlxJinaError,
     ModelLoadError,
     ModelMismatchError,
@@ -24,6 +26,7 @@ from mlx_jina.errors import (
     ServerStartError,
     SQLiteUnavailableError,
     UnreadableFile,
+    WouldEmptyIndexError,
 )
 
 blas.preload()
@@ -32,7 +35,8 @@ __version__ = "0.1.0"
 __all__ = ["load", "Embedder", "load_reranker", "Reranker", "KnowledgeBase", "RemoteEmbedder", "MlxJinaError",
            "InputError", "InputTooLongError", "ModelLoadError", "ModelMismatchError", "ModelNotFound", "NoteNotFound",
            "RemoteEmbedderError", "SchemaError", "ServerStartError", "SQLiteUnavailableError", "UnreadableFile",
-           "ServerBusy", "RequestTooLarge", "ClientGone"]
+           "ServerBusy", "RequestTooLarge", "ClientGone", "DatabaseError", "WouldEmptyIndexError",
+           "Interrupted"]
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder, load

@@ -18,6 +18,7 @@ from mlx_jina.model.lora import merged_copy
 from mlx_jina.model.qwen3 import AdapterChoice, Qwen3Encoder
 from mlx_jina.postprocess import check_embedding_type, finalize
 from mlx_jina.spec import TaskSpec, package_spec
+from mlx_jina.unicode import check_unicode
 
 DEFAULT_BATCH_TOKENS = 8192
 #: In "auto" mode a single-task call of at least this many tokens runs on merged weights
@@ -190,15 +191,17 @@ class Embedder:
         single = isinstance(texts, str)
         texts = [texts] if single else texts
         tasks = self.check_inputs(texts, task, dimensions=dimensions, embedding_type=embedding_type,
-                                  batch_tokens=batch_tokens)
+                                  batch_tokens=batch_tokens, normalized=normalized, truncate=truncate)
         raw = self.embed_ids(self.tokenize(texts, tasks, truncate=truncate), tasks,
                              batch_tokens=batch_tokens, adapter_mode=adapter_mode)
         result = finalize(raw, dimensions=dimensions, normalized=normalized, embedding_type=embedding_type)
         return result[0] if single else result
 
-    def check_inputs(self, texts: Any, task: str | Sequence[str], *, dimensions: int | None = None,
-                     embedding_type: str = "float", batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[str]:
-        """Validate everything before any work; return one task name per text."""
+    def check_inputs(self, texts: Any, task: Any, *, dimensions: Any = None, embedding_type: str = "float",
+                     batch_tokens: Any = DEFAULT_BATCH_TOKENS, normalized: Any = True,
+                     truncate: Any = False) -> list[str]:
+        """Validate everything before any work (types too: truncate='no' must not mean True);
+        return one task name per text."""
         if not isinstance(texts, Sequence) or isinstance(texts, bytes):
             raise InputError(f"texts must be a string or a list of strings, not {type(texts).__name__}")
         for i, text in enumerate(texts):
@@ -206,7 +209,13 @@ class Embedder:
                 raise InputError(f"text {i} is a {type(text).__name__}, not a string")
             if not text.strip():
                 raise InputError(f"text {i} is empty or whitespace only")
-        tasks = [task] * len(texts) if isinstance(task, str) else list(task)
+            check_unicode(text, f"text {i}")
+        if isinstance(task, str):
+            tasks = [task] * len(texts)
+        elif isinstance(task, Sequence) and all(isinstance(t, str) for t in task):
+            tasks = list(task)
+        else:
+            raise InputError(f"task must be a task name or a list of them (one per text), not {task!r:.80}")
         if len(tasks) != len(texts):
             raise InputError(f"got {len(tasks)} tasks for {len(texts)} texts; pass one task or one per text")
         for t in set(tasks):
@@ -214,12 +223,16 @@ class Embedder:
                 known = f"one of {list(self.tasks)}" if t in package_spec().tasks else f"a task: {list(self.tasks)}"
                 why = "is not available in this merged checkpoint" if t in package_spec().tasks else "is not"
                 raise InputError(f"task {t!r} {why} {known}")
-        if dimensions is not None and dimensions not in self.dimensions:
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                       or dimensions not in self.dimensions):
             sizes = list(self.dimensions)
             raise InputError(f"dimensions={dimensions!r} is not a Matryoshka size of this model: {sizes}")
         check_embedding_type(embedding_type)
-        if not isinstance(batch_tokens, int) or batch_tokens < 1:
+        if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
             raise InputError(f"batch_tokens must be a positive integer, not {batch_tokens!r}")
+        for name, flag in (("normalized", normalized), ("truncate", truncate)):
+            if not isinstance(flag, bool):
+                raise InputError(f"{name} must be True or False, not {flag!r}")
         return tasks
 
 

@@ -69,3 +69,20 @@ class ServerStartError(MlxJinaError, RuntimeError):
 class RemoteEmbedderError(MlxJinaError):
     """A remote embedding endpoint (--embed-url) is down, refuses, or answers nonsense; the message
     names the URL and the status. Files already written stay in the index."""
+
+
+class WouldEmptyIndexError(InputError):
+    """An index run would remove every document of a folder that vanished or became empty."""
+
+
+class DatabaseError(MlxJinaError):
+    """The knowledge-base file cannot be used: not a database, corrupt, read-only, disk full..."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: raised where the program was, like Ctrl-C, so open transactions
+    roll back (a KeyboardInterrupt, not an Exception: `except Exception` must not swallow it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

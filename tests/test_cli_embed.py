@@ -34,3 +34,13 @@ def test_embed_errors_are_clean(tiny_path):
 def test_embed_base64_lines_are_strings(tiny_path):
     result = CliRunner().invoke(main, ["embed", "--model", str(tiny_path), "--embedding-type", "base64", "x"])
     assert isinstance(json.loads(result.output)["embedding"], str)
+
+
+def test_embed_text_that_is_not_utf8_names_the_text(tiny_path):
+    runner = CliRunner()
+    args = ["embed", "--model", str(tiny_path)]
+    stdin = runner.invoke(main, args, input=b"fine\ncaf\xe9 latin-1\n")
+    assert stdin.exit_code == 1 and "text 1 (stdin line 2) is not valid UTF-8 at byte 3" in stdin.output
+    argv = runner.invoke(main, args + ["fine", "caf\udce9"])  # how Python hands over a non-UTF-8 argument
+    assert argv.exit_code == 1 and "text 1 is not valid Unicode" in argv.output
+    assert "Traceback" not in stdin.output + argv.output

@@ -27,6 +27,15 @@ TEXTS = ["How fast does light travel?", "Brot backen am Sonntag", "光速"]
     (["ok"], "text-matching", {"embedding_type": "int4"}, "embedding_type 'int4' is not one of"),
     (["ok"], "text-matching", {"batch_tokens": 0}, "batch_tokens must be a positive integer"),
     (["ok"], "text-matching", {"adapter_mode": "fast"}, "adapter_mode 'fast'"),
+    (["ok"], None, {}, "task must be a task name or a list of them"),
+    (["ok"], ["text-matching", 3], {}, "task must be a task name"),
+    (["ok"], "text-matching", {"dimensions": 32.0}, "dimensions=32.0 is not a Matryoshka size"),
+    (["ok"], "text-matching", {"dimensions": True}, "dimensions=True is not"),
+    (["ok"], "text-matching", {"normalized": "no"}, "normalized must be True or False, not 'no'"),
+    (["ok"], "text-matching", {"truncate": "no"}, "truncate must be True or False, not 'no'"),
+    (["ok"], "text-matching", {"batch_tokens": True}, "batch_tokens must be a positive integer"),
+    (["ok", "caf\udce9"], "text-matching", {}, "text 1 is not valid Unicode: a lone surrogate .* at character 3"),
+    (["\ud83d alone"], "text-matching", {}, "text 0 is not valid Unicode"),
 ])
 def test_bad_input_is_a_clear_error(tiny, texts, task, kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlx_jina.bench.random_weights import published_tokenizer_folder
-from mlx_jina.ingest import Chunk, Document, FileEntry, chunk_document, read_document, scan
+from mlx_jina.ingest import Chunk, Document, FileEntry, chunk_document, chunking, read_document, scan
 from mlx_jina.model.load import read_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,3 +288,37 @@ def test_examples_end_to_end():
     assert "garden/index.html > Balcony garden log > Herbs > Basil" in headings
     assert "language/deutsch-und-chinesisch.md > Language learning notes / Sprachnotizen / 语言笔记 > 中文 > 量词 " \
            "(measure words)" in headings
+
+
+class Recording:
+    """A token counter (4 characters a token) that remembers the longest text it was asked about."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.longest = 0
+
+    def __call__(self, s: str) -> int:
+        self.calls += 1
+        self.longest = max(self.longest, len(s))
+        return -(-len(s) // 4)
+
+
+@pytest.mark.parametrize("kind", ["words", "one giant word"])
+def test_a_huge_line_is_cut_before_it_is_counted(kind):
+    """A one-line multi-megabyte file: no count ever sees more than a window of it, the work stays
+    proportional to the number of chunks, and every chunk is within the token limit."""
+    text = " ".join(f"w{i}" for i in range(60_000)) if kind == "words" else "".join(map(str, range(110_000)))
+    count = Recording()
+    chunks = chunk_document(Document(text, "text"), title="big.txt", count_tokens=count, max_tokens=64,
+                            overlap_tokens=8)
+    check(text, chunks, title="big.txt", count=count, max_tokens=64)
+    assert count.longest <= 64 * chunking.MAX_TOKEN_CHARS + 16
+    assert count.calls < 12 * len(chunks)
+    assert sum(len(c.body) for c in chunks) >= len(text) - text.count(" ")
+
+
+def test_an_absurd_heading_is_cut_before_it_is_counted():
+    text = "# " + "h" * 200_000 + "\n\nbody text\n"
+    count = Recording()
+    chunks = chunk_document(Document(text, "markdown"), title="t.md", count_tokens=count, max_tokens=64)
+    assert all(count(c.text) <= 64 for c in chunks) and count.longest <= 64 * chunking.MAX_TOKEN_CHARS + 16

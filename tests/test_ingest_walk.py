@@ -150,12 +150,66 @@ def test_symlink_loop_and_broken_symlink(tmp_path):
     }
 
 
-def test_symlinked_file_is_indexed_under_its_link_name(tmp_path):
+def test_symlinks_leaving_the_folder_are_not_followed_unless_asked(tmp_path):
     target = write(tmp_path / "elsewhere", "real.md")
+    write(tmp_path / "elsewhere", "sub/deep.md")
     (tmp_path / "notes").mkdir()
     os.symlink(target, tmp_path / "notes" / "link.md")
-    entries = [e for e in scan(tmp_path / "notes")]
-    assert [(e.rel, e.path) for e in entries] == [("link.md", tmp_path / "notes" / "link.md")]
+    os.symlink(tmp_path / "elsewhere" / "sub", tmp_path / "notes" / "linked-dir")
+    assert run(tmp_path / "notes") == ([], {"link.md": "symlink to outside the folder (not followed)",
+                                            "linked-dir/": "symlink to outside the folder (not followed)"})
+    entries = list(scan(tmp_path / "notes", follow_links=True))
+    assert [(e.rel, e.path) for e in entries] == [("link.md", tmp_path / "notes" / "link.md"),
+                                                  ("linked-dir/deep.md", tmp_path / "notes" / "linked-dir" / "deep.md")]
+
+
+def test_a_file_reachable_twice_is_indexed_once_under_its_real_path(tmp_path):
+    write(tmp_path, "b-real.md")
+    os.symlink(tmp_path / "b-real.md", tmp_path / "a-link.md")  # sorts first, but the real path wins
+    os.link(tmp_path / "b-real.md", tmp_path / "c-hardlink.md")
+    assert run(tmp_path) == (["b-real.md"], {"a-link.md": "same file as b-real.md",
+                                             "c-hardlink.md": "same file as b-real.md"})
+
+
+def test_very_deep_tree_is_walked_without_recursion_limits(tmp_path):
+    deep = tmp_path.joinpath(*["d"] * 650)  # 1300 characters: deeper than Python's recursion limit
+    deep.mkdir(parents=True)
+    (deep / "bottom.md").write_text("deep\n")
+    write(tmp_path, "top.md")
+    found, skipped = run(tmp_path)
+    assert found == ["d/" * 650 + "bottom.md", "top.md"] and skipped == {}
+
+
+def test_path_too_long_for_the_os_is_one_skipped_line(tmp_path, monkeypatch):
+    write(tmp_path, "ok.md")
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    monkeypatch.chdir(deep)  # build past PATH_MAX with relative steps, as a real tree can be
+    for _ in range(30):
+        os.mkdir("x" * 200)
+        os.chdir("x" * 200)
+    monkeypatch.chdir(tmp_path)
+    found, skipped = run(tmp_path)
+    assert found == ["ok.md"]
+    assert list(skipped.values()) == ["unreadable: file name too long"]
+
+
+def test_non_utf8_file_name_is_found_with_a_round_tripping_path(tmp_path):
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.md"  # Latin-1 name: not valid UTF-8
+    try:
+        with open(raw, "wb") as f:
+            f.write(b"bonjour\n")
+    except OSError:
+        pytest.skip("this file system only takes UTF-8 names")
+    (entry,) = list(scan(tmp_path))
+    assert os.fsencode(entry.path) == raw and entry.rel == "caf\udce9.md"
+
+
+def test_utf16_with_bom_is_text_not_binary(tmp_path):
+    write(tmp_path, "le.txt", "\ufeffhello".encode("utf-16-le"))
+    write(tmp_path, "be.txt", "hello".encode("utf-16"))  # BOM + native order
+    write(tmp_path, "nul.txt", b"no bom\x00here")
+    assert run(tmp_path) == (["be.txt", "le.txt"], {"nul.txt": "binary file"})
 
 
 def test_fifo_is_reported_not_opened(tmp_path):
@@ -175,6 +229,32 @@ def test_unreadable_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(walk.os, "scandir", scandir)
     assert run(tmp_path) == (["open/b.md"], {"locked/": "permission denied"})
+
+
+def test_unreadable_folder_with_no_search_permission(tmp_path, monkeypatch):
+    """What the kernel does for a mode-000 folder: it is listed, but nothing inside can be touched."""
+    write(tmp_path, "locked/a.md")
+    write(tmp_path, "open/b.md")
+    locked = str(tmp_path / "locked")
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def deny(real):
+        def call(path, *args, **kwargs):
+            if str(path).startswith(locked):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "scandir", deny(real_scandir))
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: real_stat(path, *a, **k) if str(path) == locked
+                        else deny(real_stat)(path, *a, **k))
+    assert run(tmp_path) == (["open/b.md"], {"locked/": "permission denied"})
+
+
+def test_max_bytes_must_be_positive(tmp_path):
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(InputError, match="max_bytes must be a positive"):
+            list(scan(tmp_path, max_bytes=bad))
 
 
 def test_unreadable_file(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def test_schema_is_versioned_and_refuses_newer_or_foreign_files(tmp_path):
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE something (x)")
-    with pytest.raises(SchemaError, match="not an mlx-jina"):
+    with pytest.raises(SchemaError, match="not a mlx-jina database"):
         Store(other)
 
 

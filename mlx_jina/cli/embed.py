@@ -14,6 +14,19 @@ from mlx_jina.postprocess import EMBEDDING_TYPES
 from mlx_jina.spec import package_spec
 
 
+def _stdin_lines(data: bytes) -> list[str]:
+    """One text per line, decoded strictly: a line that is not UTF-8 is an error naming it."""
+    from mlx_jina.errors import InputError
+
+    lines = data.splitlines()
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"text {i} (stdin line {i + 1}) is not valid UTF-8 at byte {e.start}") from None
+    return [line.decode("utf-8") for line in lines]
+
+
 @main.command()
 @click.argument("texts", nargs=-1)
 @click.option("--task", type=click.Choice(list(package_spec().tasks)), default="text-matching", show_default=True,
@@ -30,7 +43,7 @@ def embed(texts: tuple[str, ...], task: str, dimensions: int | None, embedding_t
     if not texts:
         if sys.stdin.isatty():
             raise click.UsageError("give texts as arguments or one per line on stdin")
-        texts = tuple(sys.stdin.read().splitlines())
+        texts = tuple(_stdin_lines(sys.stdin.buffer.read()))
     model = load_from_options(**model_opts)
     extra: dict[str, Any] = {"batch_tokens": batch_tokens} if batch_tokens else {}
     vectors = model.encode(list(texts), task=task, dimensions=dimensions, embedding_type=embedding_type,

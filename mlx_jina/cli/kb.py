@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options, remote_from_options, remote_options
+from mlx_jina.cli.signals import interrupt_safely
 from mlx_jina.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def _load(model_opts: dict[str, Any]) -> Embedder:
 
 def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None, *,
         must_exist: bool = False) -> KnowledgeBase:
+    """must_exist: for status, search, remove (never create a DB). A file that is not writable opens read-only."""
     from mlx_jina.kb import KnowledgeBase
     from mlx_jina.kb.knowledge_base import default_db_path
 
@@ -88,11 +90,13 @@ def _when(ts: float | None) -> str:
 
 
 def _print_report(report: Any, as_json: bool, *, list_skipped: bool = True) -> None:
+    from mlx_jina.kb.paths import printable
+
     if as_json:
         click.echo(json.dumps(report.as_dict()))
         return
     for item in report.skipped if list_skipped else ():
-        click.echo(f"skipped {item['path']}: {item['reason']}", err=True)
+        click.echo(f"skipped {printable(item['path'])}: {item['reason']}", err=True)
     click.echo(f"{report.seen} files seen: {report.added} added, {report.changed} changed, {report.renamed} renamed, "
                f"{report.removed} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped; "
                f"{report.chunks_embedded} chunks embedded, {report.chunks_reused} reused")
@@ -103,19 +107,27 @@ def index_options(command: Any) -> Any:
     for option in reversed([
         click.option("--include", multiple=True, help="Only files matching this gitignore-style glob."),
         click.option("--exclude", multiple=True, help="Leave out files matching this gitignore-style glob."),
-        click.option("--max-bytes", type=int, default=None, help="Skip files larger than this (default 5 MB)."),
-        click.option("--dims", type=int, default=None, help="Matryoshka size to store (default: full)."),
+        click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+                     help="Skip files larger than this many bytes (default 5 MB)."),
+        click.option("--dims", type=click.IntRange(min=1), default=None,
+                     help="Matryoshka size to store (default: full)."),
+        click.option("--follow-links", is_flag=True, help="Follow symlinks that lead outside FOLDER."),
+        click.option("--allow-empty", "--prune", "allow_empty", is_flag=True,
+                     help="If FOLDER is missing or has nothing to index, remove its files from the index "
+                          "(without this, such a run is refused: an unmounted drive must not wipe the index)."),
     ]):
         command = option(command)
     return command
 
 
-def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: int | None) -> dict[str, Any]:
-    return {"include": include, "exclude": exclude} | ({"max_bytes": max_bytes} if max_bytes else {})
+def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: int | None, follow_links: bool,
+                allow_empty: bool) -> dict[str, Any]:
+    return ({"include": include, "exclude": exclude, "follow_links": follow_links, "allow_empty": allow_empty}
+            | ({"max_bytes": max_bytes} if max_bytes is not None else {}))
 
 
 @main.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--reembed", is_flag=True, help="Drop every stored vector and embed again (new model or --dims).")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @db_option
@@ -123,13 +135,14 @@ def _index_args(include: tuple[str, ...], exclude: tuple[str, ...], max_bytes: i
 @remote_options
 @index_options
 def index(folder: Path, reembed: bool, as_json: bool, db: Path | None, include: tuple[str, ...],
-          exclude: tuple[str, ...], max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
+          exclude: tuple[str, ...], max_bytes: int | None, dims: int | None, follow_links: bool, allow_empty: bool,
+          **model_opts: Any) -> None:
     """Index FOLDER: embed new and changed files, follow renames, drop deleted files. With --embed-url the
     chunks are embedded by that server (token-budgeted batches, --concurrency requests in flight)."""
     remote = _remote(model_opts)
-    with _kb(db, remote or _load(model_opts), dims) as kb:
+    with interrupt_safely(), _kb(db, remote or _load(model_opts), dims) as kb:
         report = kb.index(folder, reembed=reembed, progress=not as_json and sys.stderr.isatty(),
-                          **_index_args(include, exclude, max_bytes))
+                          **_index_args(include, exclude, max_bytes, follow_links, allow_empty))
     _print_report(report, as_json)
 
 
@@ -168,13 +181,14 @@ def remove(paths: tuple[Path, ...], as_json: bool, db: Path | None) -> None:
 
 @main.command()
 @click.argument("query")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of hits.")
 @click.option("--mode", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
 @click.option("--path", "path_glob", default=None, help="Only files whose path matches this glob, e.g. 'work/**'.")
 @click.option("--type", "kinds", multiple=True, help="Only these kinds (markdown, code, pdf) or extensions (md, py).")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), default=None,
               help="Only files modified on or after this date.")
-@click.option("--per-doc", type=int, default=2, show_default=True, help="At most this many hits per file.")
+@click.option("--per-doc", type=click.IntRange(min=1), default=2, show_default=True,
+              help="At most this many hits per file.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @db_option
 @model_options
@@ -198,13 +212,16 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
                 click.secho("warning: this index was built with the bundled tiny test checkpoint: vector scores are "
                             "NOT semantically meaningful.", err=True, fg="yellow")
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
-                         since=since.timestamp() if since else None, per_doc=per_doc)
+                         since=since, per_doc=per_doc)
+    from mlx_jina.kb.paths import printable
+
     for rank, hit in enumerate(hits, 1):
         if as_json:
             click.echo(json.dumps(hit.as_dict()))
             continue
         heading = f"  {hit.heading}" if hit.heading else ""
-        click.echo(click.style(f"{rank:2d}. {hit.score:.4f}  {hit.path}:{hit.start_line}-{hit.end_line}", bold=True)
+        where = f"{printable(hit.path)}:{hit.start_line}-{hit.end_line}"
+        click.echo(click.style(f"{rank:2d}. {hit.score:.4f}  {where}", bold=True)
                    + heading)
         snippet = hit.marked(click.style("", fg="yellow", bold=True, reset=False), click.style("", reset=True))
         click.echo("\n".join("      " + line for line in snippet.splitlines()) + "\n")
@@ -230,12 +247,13 @@ def status(as_json: bool, db: Path | None) -> None:
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--debounce", type=int, default=1600, show_default=True, help="Milliseconds of quiet before re-indexing.")
+@click.option("--debounce", type=click.IntRange(min=0), default=1600, show_default=True,
+              help="Milliseconds of quiet before re-indexing.")
 @db_option
 @model_options
 @index_options
 def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...], exclude: tuple[str, ...],
-          max_bytes: int | None, dims: int | None, **model_opts: Any) -> None:
+          max_bytes: int | None, dims: int | None, follow_links: bool, allow_empty: bool, **model_opts: Any) -> None:
     """Index FOLDER, then keep the index current as files change (Ctrl-C stops)."""
     from mlx_jina.kb.watch import watch as watch_folder
 
@@ -248,7 +266,8 @@ def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...]
                 _print_report(report, False, list_skipped=not reports)
                 reports.append(report)
 
-            watch_folder(kb, folder, debounce_ms=debounce, on_report=show, **_index_args(include, exclude, max_bytes))
+            watch_folder(kb, folder, debounce_ms=debounce, on_report=show,
+                         **_index_args(include, exclude, max_bytes, follow_links, allow_empty))
         except KeyboardInterrupt:
             pass
 
@@ -257,7 +276,8 @@ def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...]
 @click.option("--json", "as_json", is_flag=True)
 @db_option
 def doctor(as_json: bool, db: Path | None) -> None:
-    """What this installation uses: SQLite binding and extensions, BLAS, MLX, default paths."""
+    """What this installation uses: SQLite binding and extensions, BLAS, MLX, default paths, and
+    whether the database is usable (ok, missing, not a mlx-jina database, corrupt, read-only)."""
     import platform
 
     from mlx_jina import blas
@@ -283,7 +303,10 @@ def doctor(as_json: bool, db: Path | None) -> None:
         report["mlx"] = f"{version('mlx')} on {mx.default_device()}"
     except Exception as exc:  # noqa: BLE001 - a broken MLX is exactly what doctor should show
         report["mlx"] = f"unusable: {exc}"
+    from mlx_jina.kb.dbfile import health
+
     report["db"] = str(db or default_db_path())
+    report["db_state"] = health(db or default_db_path())
     report["model"] = f"{package_spec().default_model} (override with --model or ${MODEL_ENV})"
     if as_json:
         click.echo(json.dumps(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -14,6 +14,9 @@ from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
 from mlx_jina.errors import InputError
 from mlx_jina.server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from mlx_jina.kb import KnowledgeBase
 
 DEFAULT_PORT = 8765
 TOKEN_ENV = "MLX_JINA_API_TOKEN"
@@ -45,6 +48,20 @@ def _api_token(ctx: click.Context, token: str | None, token_file: Path | None) -
         click.secho(f"warning: --api-token on the command line is visible to every user in `ps`; "
                     f"prefer --api-token-file FILE or ${TOKEN_ENV}", err=True, fg="yellow")
     return token or None
+
+
+def _open_checked(db: Path, model: Any) -> KnowledgeBase:
+    """The knowledge base, read once in full: a broken file stops `serve` now, with its one-line
+    reason, instead of failing searches later."""
+    from mlx_jina.kb import KnowledgeBase
+
+    kb = KnowledgeBase(db, model=model)
+    try:
+        kb.check()
+    except BaseException:
+        kb.close()
+        raise
+    return kb
 
 
 @main.command()
@@ -101,14 +118,13 @@ def serve(ctx: click.Context, host: str, port: int, allow_remote: bool, api_toke
 
     import uvicorn
 
-    from mlx_jina.kb import KnowledgeBase
     from mlx_jina.server.app import create_app
     from mlx_jina.server.protocol import timed_protocol
     from mlx_jina.server.worker import ModelWorker
 
     worker = ModelWorker(functools.partial(load_from_options, **model_opts))
     try:
-        kb = worker.call(functools.partial(KnowledgeBase, db, model=worker.model)) if db else None
+        kb = worker.call(functools.partial(_open_checked, db, worker.model)) if db else None
     except BaseException:
         worker.close()
         raise

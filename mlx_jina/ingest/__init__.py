@@ -2,10 +2,11 @@
 
 from mlx_jina.errors import UnreadableFile
 from mlx_jina.ingest.chunking import Chunk, chunk_document
-from mlx_jina.ingest.readers import Document, kind_of, read_bytes, read_document
-from mlx_jina.ingest.walk import DEFAULT_MAX_BYTES, FileEntry, Skipped, scan
+from mlx_jina.ingest.readers import Document, bom_encoding, kind_of, read_bytes, read_document
+from mlx_jina.ingest.walk import DEFAULT_MAX_BYTES, FileEntry, Skipped, check_max_bytes, scan
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "Chunk", "Document", "FileEntry", "Skipped", "UnreadableFile",
+    "DEFAULT_MAX_BYTES", "Chunk", "Document", "FileEntry", "Skipped", "UnreadableFile", "bom_encoding",
+    "check_max_bytes",
     "chunk_document", "kind_of", "read_bytes", "read_document", "scan",
 ]

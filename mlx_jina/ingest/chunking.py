@@ -6,6 +6,10 @@ into paragraphs, then lines, then sentences, then words, then characters, so no 
 ever dropped. Tokens are counted once per line and summed (linear in the file size); the
 final text of each chunk is counted once more to guarantee the limit, because tokenizers
 are not exactly additive. A heading line is never left alone at the end of a chunk.
+
+A span far longer than any chunk (a 5 MB file on one line) is cut into windows of at most
+`max_tokens * MAX_TOKEN_CHARS` characters *before* anything counts it, and a long run of words
+is cut into groups rather than single words, so tokenizer work stays linear and small.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from mlx_jina.ingest.readers import Document
 from mlx_jina.ingest.structure import Section, sections
 
 MIN_MAX_TOKENS = 16
+#: No token spans more characters than this in practice: a longer span than budget x this cannot
+#: fit, so it is cut before being counted (cutting one that would have fit only makes chunks smaller).
+MAX_TOKEN_CHARS = 32
+#: Above this many words, a span is cut into groups of words (an eighth of a budget each: chunks stay
+#: nearly full), not single words.
+GROUP_WORDS_ABOVE = 64
 _SENTENCE = re.compile(r".+?(?:[.!?]+(?=\s)|[。！？；]+|$)")
 _WORD = re.compile(r"\S+")
 
@@ -83,6 +93,7 @@ class _Packer:
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.gap_costs: dict[str, int] = {}
         self.line_tokens: dict[int, int] = {}
+        self.max_chars = max_tokens * MAX_TOKEN_CHARS  # longest span ever handed to the tokenizer (about)
 
     def pack(self, section: Section) -> list[Chunk]:
         header = _fit_header(f"{self.title} > {section.heading}" if section.heading else self.title,
@@ -95,7 +106,7 @@ class _Packer:
             end = self.line_starts[block.end] - 1 if block.end < len(self.line_starts) else len(self.text)
             while end > start and self.text[end - 1].isspace():  # an unclosed fence may end in blanks
                 end -= 1
-            if block.heading:
+            if block.heading and end - start <= self.max_chars:
                 units.append(_Unit(start, end, self._tokens(start, end), heading=True))
             else:
                 units += self._fit(start, end, budget)
@@ -184,6 +195,9 @@ class _Packer:
 
     def _fit(self, start: int, end: int, budget: int) -> list[_Unit]:
         """Units covering [start, end) that each fit the budget, cutting at the coarsest level possible."""
+        if end - start > self.max_chars:  # cannot fit: cut it without counting it whole
+            return [u for s, e in _pieces(self.text, start, end, None, budget, self.max_chars)
+                    for u in self._fit(s, e, budget)]
         unit = _Unit(start, end, self._tokens(start, end))
         if unit.tokens <= budget:
             return [unit]
@@ -191,7 +205,7 @@ class _Packer:
 
     def _split(self, unit: _Unit, budget: int) -> list[_Unit]:
         out: list[_Unit] = []
-        for s, e in _pieces(self.text, unit.start, unit.end, unit.tokens, budget):
+        for s, e in _pieces(self.text, unit.start, unit.end, unit.tokens, budget, self.max_chars):
             out += self._fit(s, e, budget)
         return out
 
@@ -226,8 +240,10 @@ class _Packer:
         return bisect_right(self.line_starts, pos)
 
 
-def _pieces(text: str, start: int, end: int, tokens: int, budget: int) -> list[tuple[int, int]]:
-    """Next-finer cut of text[start:end]: paragraphs, lines, sentences, words, then characters."""
+def _pieces(text: str, start: int, end: int, tokens: int | None, budget: int,
+            max_chars: int) -> list[tuple[int, int]]:
+    """Next-finer cut of text[start:end]: paragraphs, lines, sentences, words (in groups when
+    there are many), then characters. tokens: the span's count, None when it was too long to count."""
     span = text[start:end]
     if "\n" in span:
         lines, pos = [], start
@@ -249,11 +265,26 @@ def _pieces(text: str, start: int, end: int, tokens: int, budget: int) -> list[t
     for pattern in (_SENTENCE, _WORD):
         parts = [_strip(text, m.start(), m.end()) for m in pattern.finditer(text, start, end)]
         parts = [p for p in parts if p[0] < p[1]]
+        if pattern is _WORD and len(parts) > GROUP_WORDS_ABOVE:
+            per_char = tokens / (end - start) if tokens else 1 / MAX_TOKEN_CHARS
+            return _groups(parts, min(max_chars, max(1, int(budget / 8 / per_char))))
         if len(parts) > 1:
             return parts
-    n = max(2, -(-tokens // budget))  # a single huge "word": equal character slices
+    n = max(2, -(-tokens // budget) if tokens else -(-(end - start) // max_chars))  # one huge "word": slices
     step = -(-(end - start) // n)
     return [(s, min(s + step, end)) for s in range(start, end, step)]
+
+
+def _groups(words: list[tuple[int, int]], chars: int) -> list[tuple[int, int]]:
+    """Consecutive words joined into spans of about `chars` characters (a longer word stays alone)."""
+    out: list[tuple[int, int]] = []
+    first = words[0]
+    for prev, word in zip(words, words[1:]):
+        if word[1] - first[0] > chars:
+            out.append((first[0], prev[1]))
+            first = word
+    out.append((first[0], words[-1][1]))
+    return out
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
@@ -266,6 +297,8 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _fit_header(header: str, count: Callable[[str], int], limit: int) -> str:
     """Keep the most specific end of an absurdly long header."""
+    if len(header) > limit * MAX_TOKEN_CHARS:  # never count more than could fit
+        header = "…" + header[-limit * MAX_TOKEN_CHARS:]
     if count(header) <= limit:
         return header
     lo, hi = 0, len(header)  # binary search for the longest suffix that fits

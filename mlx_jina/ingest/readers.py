@@ -7,6 +7,7 @@ shown as if it were the user's own words.
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 from collections.abc import Iterator
@@ -38,6 +39,10 @@ CODE_FILENAMES: dict[str, str] = {
     "rakefile": "ruby", "gemfile": "ruby", "vagrantfile": "ruby",
 }
 SNIFF_BYTES = 8192
+#: Byte-order marks of the encodings read besides UTF-8 (UTF-32 first: its LE mark starts like UTF-16's).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
 
 @dataclass(frozen=True)
 class Document:
@@ -107,14 +112,23 @@ def unreadable_reason(e: OSError) -> str:
     return f"unreadable: {(e.strerror or str(e)).lower()}"
 
 
+def bom_encoding(head: bytes) -> str | None:
+    """'utf-16' or 'utf-32' when the bytes start with that encoding's byte-order mark, else None."""
+    return next((name for bom, name in BOMS if head.startswith(bom)), None)
+
+
 def _decode(data: bytes) -> str:
-    """Strict UTF-8 (BOM dropped), newlines normalised to '\\n' so line numbers match editors."""
-    if b"\0" in data[:SNIFF_BYTES]:
+    """Strict UTF-8 (BOM dropped), or UTF-16/32 with a BOM (Windows editors write them); newlines
+    normalised to '\\n' so line numbers match editors."""
+    encoding = bom_encoding(data) or "utf-8-sig"
+    if encoding == "utf-8-sig" and b"\0" in data[:SNIFF_BYTES]:
         raise UnreadableFile("binary file")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise UnreadableFile(f"invalid UTF-8 at byte {e.start}") from None
+        raise UnreadableFile(f"invalid {encoding.upper().removesuffix('-SIG')} at byte {e.start}") from None
+    if "\0" in text[:SNIFF_BYTES]:
+        raise UnreadableFile("binary file")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -103,13 +104,30 @@ def backend() -> Backend:
     )
 
 
-def connect(path: str | Path, *, timeout: float = 30.0) -> tuple[Any, Backend]:
+def connect(path: str | Path, *, timeout: float = 30.0, readonly: bool = False) -> tuple[Any, Backend]:
     """Connection in autocommit mode (we BEGIN/COMMIT ourselves), WAL, sqlite-vec loaded, and the
-    keyword-text function the FTS triggers call."""
+    keyword-text function the FTS triggers call. readonly: open with SQLite's mode=ro, or
+    immutable=1 where the folder cannot hold the WAL's shared-memory file (a read-only folder or
+    volume), so such a file can still be searched."""
     found = backend()
-    conn = _open(found.module, str(path), timeout=timeout)
+    conn = _open_readonly(found.module, Path(path), timeout) if readonly else _open(found.module, str(path),
+                                                                                   timeout=timeout)
     keywords.register(conn)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn, found
+
+
+def _open_readonly(module: ModuleType, path: Path, timeout: float) -> Any:
+    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute())) + "?mode=ro"
+    conn = _open(module, uri, timeout=timeout, uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except module.Error:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        conn = _open(module, uri + "&immutable=1", timeout=timeout, uri=True)
+    return conn

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlx_jina.errors import WouldEmptyIndexError
 from mlx_jina.ingest import (
     DEFAULT_MAX_BYTES,
     FileEntry,
@@ -28,7 +29,9 @@ from mlx_jina.ingest import (
     read_document,
     scan,
 )
+from mlx_jina.ingest.chunking import MAX_TOKEN_CHARS
 from mlx_jina.kb import vectors
+from mlx_jina.kb.paths import printable
 from mlx_jina.kb.pipeline import Writer, ahead
 from mlx_jina.kb.store import NewChunk, Store, StoredDoc
 
@@ -81,16 +84,26 @@ class Indexer:
 
     def sync(self, root: Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
              max_bytes: int = DEFAULT_MAX_BYTES, remove_missing: bool = True, progress: bool = False,
-             ignore: Iterable[Path] = ()) -> IndexReport:
+             ignore: Iterable[Path] = (), follow_links: bool = False, allow_empty: bool = False) -> IndexReport:
         """Index `root`; with remove_missing, stored files under it that the scan no longer yields
-        (deleted, now excluded, unreadable) are removed."""
+        (deleted, now excluded, unreadable) are removed. A folder that is missing or has nothing
+        to index while the index holds files from it (an unmounted drive) raises
+        WouldEmptyIndexError, unless allow_empty says to remove them."""
         root = Path(root).expanduser().resolve()
         ignored = {str(p) for p in ignore}
         report = IndexReport()
         stored = self.store.documents_under(root)
+        if remove_missing and stored and not root.is_dir():
+            if not allow_empty:
+                raise WouldEmptyIndexError(
+                    f"{printable(str(root))} is missing (an unmounted drive or a moved folder?); the index keeps its "
+                    f"{len(stored)} files from it. To remove them, index it again with --allow-empty.")
+            return self._remove_all(stored.values(), report)
         present: set[str] = set()
         pending: list[_Pending] = []
-        for item in scan(root, include=tuple(include), exclude=tuple(exclude), max_bytes=max_bytes):
+        items = scan(root, include=tuple(include), exclude=tuple(exclude), max_bytes=max_bytes,
+                     follow_links=follow_links)
+        for item in items:
             if isinstance(item, Skipped):
                 report.skipped.append({"path": item.rel, "reason": item.reason})
                 continue
@@ -113,14 +126,24 @@ class Indexer:
                 report.unchanged += 1
             else:
                 pending.append(_Pending(item, digest, old))
+        if remove_missing and stored and not present and not allow_empty:
+            raise WouldEmptyIndexError(
+                f"{printable(str(root))} has no files to index now (an unmounted drive, or permissions?), but the "
+                f"index holds {len(stored)} files from it; nothing was removed. To remove them, index it again "
+                "with --allow-empty.")
         moved: set[int] = set()
         pending = self._moves(root, pending, [d for p, d in stored.items() if p not in present], moved, report)
         self._write_all(root, pending, present, report, progress)
         if remove_missing:
-            for doc in stored.values():
-                if doc.path not in present and doc.id not in moved:
-                    self.store.remove_document(doc.id)
-                    report.removed += 1
+            self._remove_all([d for d in stored.values() if d.path not in present and d.id not in moved], report)
+        else:
+            self.store.mark_indexed()
+        return report
+
+    def _remove_all(self, docs: Iterable[StoredDoc], report: IndexReport) -> IndexReport:
+        for doc in docs:
+            self.store.remove_document(doc.id)
+            report.removed += 1
         self.store.mark_indexed()
         return report
 
@@ -170,9 +193,9 @@ class Indexer:
                 bar.advance(1)
                 continue
             p.kind, p.language = doc.kind, doc.language
-            p.chunks = [c for c in chunk_document(doc, title=p.entry.rel, count_tokens=self._counter(doc.text),
-                                                  max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
-                        if c.text.strip()]
+            chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self._counter(doc.text),
+                                    max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
+            p.chunks = [c for c in chunks if c.text.strip()]
             p.hashes = [_sha(c.text) for c in p.chunks]
             batch.append(p)
             size += len(p.chunks)
@@ -184,8 +207,10 @@ class Indexer:
 
     def _counter(self, text: str) -> Callable[[str], int]:
         """Token counts for the chunker: every line of the file counted in one tokenizer call (the
-        chunker asks line by line; one call per line cost more than the counting itself)."""
-        lines = list(dict.fromkeys(line for line in text.split("\n") if line))
+        chunker asks line by line; one call per line cost more than the counting itself). Lines too
+        long to fit a chunk are left out: the chunker cuts those before counting (a 5 MB line)."""
+        longest = self.max_tokens * MAX_TOKEN_CHARS
+        lines = list(dict.fromkeys(line for line in text.split("\n") if line and len(line) <= longest))
         known = dict(zip(lines, self.embedder.count_tokens(lines))) if lines else {}
 
         def count(piece: str) -> int:

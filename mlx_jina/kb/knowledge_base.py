@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import os
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platformdirs import user_data_path
 
 from mlx_jina.errors import InputError
-from mlx_jina.ingest import DEFAULT_MAX_BYTES
+from mlx_jina.ingest import DEFAULT_MAX_BYTES, check_max_bytes
 from mlx_jina.kb import probes
 from mlx_jina.kb.indexer import BATCH_CHUNKS, Indexer, IndexReport
 from mlx_jina.kb.search import Filters, Hit, check_options, search
 from mlx_jina.kb.store import Binding, Store
+from mlx_jina.unicode import check_unicode
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
     from mlx_jina.remote import RemoteEmbedder
 
 DB_ENV = "MLX_JINA_DB"
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _db_errors(method: _Method) -> _Method:
+    """SQLite errors anywhere inside a public method become one-line DatabaseErrors naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: KnowledgeBase, *args: Any, **kwargs: Any) -> Any:
+        with self.store.errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def default_db_path() -> Path:
@@ -41,15 +56,20 @@ class KnowledgeBase:
     embedder: an already-made embedder instead of `model`, e.g. `RemoteEmbedder(url)` to embed
     through another engine; every writer must reproduce the DB's probe vectors (kb/probes.py).
     dimensions: Matryoshka size to store (None: the database's, else the model's full size).
+    readonly: never write (None: when the file or its folder is not writable). Any problem with
+    the file itself (not a database, corrupt, read-only, disk full) is a one-line DatabaseError.
     """
 
     def __init__(self, db_path: str | Path | None = None, *, model: str | Path | Embedder | None = None,
                  embedder: Embedder | RemoteEmbedder | None = None, dimensions: int | None = None,
-                 revision: str | None = None, quantize: int | None = None) -> None:
+                 revision: str | None = None, quantize: int | None = None, readonly: bool | None = None) -> None:
         if model is not None and embedder is not None:
             raise InputError("pass either model= (a name, folder or Embedder) or embedder=, not both")
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
+                                       or dimensions < 1):
+            raise InputError(f"dimensions must be a positive integer (a Matryoshka size), not {dimensions!r}")
         self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
-        self.store = Store(self.db_path)
+        self.store = Store(self.db_path, readonly=readonly)
         self._model = model if embedder is None else embedder
         self._revision, self._quantize = revision, quantize
         self._dimensions = dimensions
@@ -77,7 +97,7 @@ class KnowledgeBase:
         """What this model and size would record; fresh: ignore the database's current binding."""
         info = self.embedder.info
         bound = None if fresh else self.store.binding()
-        dims = self._dimensions or (bound.dimensions if bound else info["dimensions"])
+        dims = self._dimensions if self._dimensions is not None else (bound.dimensions if bound else info["dimensions"])
         if dims not in info["matryoshka_dimensions"]:
             sizes = info["matryoshka_dimensions"]
             raise InputError(f"dimensions={dims} is not a Matryoshka size of this model: {sizes}")
@@ -94,21 +114,28 @@ class KnowledgeBase:
         return wanted
 
     # ---- writing -----------------------------------------------------------------------------
+    @_db_errors
     def index(self, folder: str | Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
-              max_bytes: int = DEFAULT_MAX_BYTES, reembed: bool = False, progress: bool = False) -> IndexReport:
+              max_bytes: int = DEFAULT_MAX_BYTES, reembed: bool = False, progress: bool = False,
+              follow_links: bool = False, allow_empty: bool = False) -> IndexReport:
         """Sync the index with `folder`: embed new and changed files, move renamed ones, drop deleted.
         reembed: forget every stored vector first (to switch models or dimensions). include/exclude:
-        gitignore-style globs (a single string is one glob)."""
+        gitignore-style globs (a single string is one glob). follow_links: follow symlinks that lead
+        outside the folder. allow_empty: a folder that is missing or has nothing to index removes its
+        files from the index (else WouldEmptyIndexError)."""
         include, exclude = _globs("include", include), _globs("exclude", exclude)
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise InputError(f"max_bytes must be a positive integer, not {max_bytes!r}")
+        check_max_bytes(max_bytes)
+        self.store.require_writable()
         if reembed:
             self.store.reset(self.wanted_binding(fresh=True))
         return self._indexer().sync(Path(folder), include=include, exclude=exclude, max_bytes=max_bytes,
-                                    progress=progress, ignore=self.own_files())
+                                    progress=progress, ignore=self.own_files(), follow_links=follow_links,
+                                    allow_empty=allow_empty)
 
+    @_db_errors
     def add(self, path: str | Path, *, progress: bool = False) -> IndexReport:
         """Index one file (or a folder) without removing anything else from the index."""
+        self.store.require_writable()
         path = Path(path).expanduser().resolve()
         if path.is_dir():
             return self._indexer().sync(path, remove_missing=False, progress=progress, ignore=self.own_files())
@@ -117,8 +144,10 @@ class KnowledgeBase:
         return self._indexer().sync(path.parent, include=["/" + _glob_escape(path.name)], remove_missing=False,
                                     progress=progress, ignore=self.own_files())
 
+    @_db_errors
     def remove(self, path: str | Path) -> int:
         """Drop a file, or every file under a folder, from the index; returns how many."""
+        self.store.require_writable()
         path = Path(path).expanduser().resolve()
         docs = list(self.store.documents_under(path).values())
         single = self.store.document(str(path))
@@ -150,6 +179,7 @@ class KnowledgeBase:
         return [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal"), self.store.sidecar_path.resolve()]
 
     # ---- reading -----------------------------------------------------------------------------
+    @_db_errors
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", path: str | None = None,
                kinds: Iterable[str] = (), since: float | str | date | None = None, per_doc: int = 2) -> list[Hit]:
         """Ranked hits for `query`. mode: hybrid | vector | keyword. path: glob on the file's path
@@ -159,6 +189,7 @@ class KnowledgeBase:
             raise InputError(f"the query must be a string, not {type(query).__name__}")
         if not query.strip():
             raise InputError("the query is empty")
+        check_unicode(query, "the query")
         check_options(mode=mode, k=k, per_doc=per_doc)
         filters = _filters(path, kinds, since)
         query_vector = None
@@ -170,9 +201,14 @@ class KnowledgeBase:
             return []  # nothing indexed yet
         return search(self.store, query, query_vector, k=k, mode=mode, filters=filters, per_doc=per_doc)
 
+    @_db_errors
     def status(self) -> dict[str, Any]:
         """Files, chunks, model, dimensions, database size, last index time."""
         return self.store.stats()
+
+    def check(self) -> None:
+        """Read the whole file once (DatabaseError if it is damaged): `serve` does this before starting."""
+        self.store.verify()
 
     def close(self) -> None:
         self.store.close()
@@ -203,8 +239,18 @@ def _filters(path: str | None, kinds: Iterable[str] | str, since: float | str | 
 
 
 def _timestamp(since: float | str | date | None) -> float | None:
-    if since is None or (isinstance(since, (int, float)) and not isinstance(since, bool)):
-        return since
+    """POSIX time of `since`. Times beyond what a float or the OS calendar holds are clamped (10**400
+    means "after everything"); they are not errors, because their meaning is plain."""
+    if since is None:
+        return None
+    if isinstance(since, (int, float)) and not isinstance(since, bool):
+        try:
+            value = float(since)
+        except OverflowError:  # an int past 1.8e308
+            return math.inf if since > 0 else -math.inf
+        if math.isnan(value):
+            raise InputError("since must be a date or a POSIX time, not NaN")
+        return value
     if isinstance(since, str):
         try:
             since = datetime.fromisoformat(since)
@@ -214,7 +260,10 @@ def _timestamp(since: float | str | date | None) -> float | None:
         raise InputError(f"since must be an ISO date string, a date or POSIX time, not {type(since).__name__}")
     if not isinstance(since, datetime):
         since = datetime(since.year, since.month, since.day)
-    return since.timestamp()
+    try:
+        return since.timestamp()
+    except (OverflowError, OSError, ValueError):  # years 1 or 9999 in some time zones: the OS cannot say
+        return since.replace(tzinfo=since.tzinfo or UTC).timestamp()
 
 
 def _glob_escape(name: str) -> str:

@@ -111,8 +111,9 @@ NOTICES = {
 }
 
 
-def migrate(conn: Any) -> int:
-    """Bring the schema to SCHEMA_VERSION, each step in its own transaction; returns the version."""
+def migrate(conn: Any, *, readonly: bool = False) -> int:
+    """Bring the schema to SCHEMA_VERSION, each step in its own transaction; returns the version.
+    readonly: only check (a read-only file cannot be upgraded, or created)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise SchemaError(
@@ -120,7 +121,11 @@ def migrate(conn: Any) -> int:
             "Upgrade mlx-jina to open it."
         )
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]:
-        raise SchemaError("this SQLite file has tables but is not an mlx-jina knowledge base")
+        raise SchemaError("not a mlx-jina database (an SQLite file with other tables): pass another --db")
+    if readonly and version < SCHEMA_VERSION:
+        raise SchemaError("empty: not a mlx-jina database yet; build it with `mlx-jina index FOLDER`" if version == 0
+                          else f"schema version {version} is older than this mlx-jina's {SCHEMA_VERSION}; it is "
+                          "upgraded when opened with write access (e.g. by `mlx-jina index FOLDER`)")
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -138,7 +143,8 @@ def migrate(conn: Any) -> int:
                 conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite has already rolled back after SQLITE_FULL and the like
+                conn.execute("ROLLBACK")
             raise
     return version
 

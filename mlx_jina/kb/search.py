@@ -17,6 +17,7 @@ import numpy as np
 from mlx_jina.errors import InputError
 from mlx_jina.kb import keywords, vectors
 from mlx_jina.kb.connect import backend
+from mlx_jina.kb.paths import from_sql
 from mlx_jina.kb.store import Store
 
 MODES = ("hybrid", "vector", "keyword")
@@ -229,7 +230,8 @@ def _hits(conn: Any, ranked_ids: list[int], score: dict[int, float], vector: dic
     for row, spans in zip(kept, keywords.highlights(backend().module, terms, [row[8] for row in kept])):
         snippet, marks = keywords.snippet(row[8], spans)
         chunk_id = row[0]
-        hits.append(Hit(path=row[2], rel=row[3], kind=row[4], heading=row[5], start_line=row[6], end_line=row[7],
+        hits.append(Hit(path=from_sql(row[2]), rel=from_sql(row[3]), kind=row[4], heading=row[5],
+                        start_line=row[6], end_line=row[7],
                         snippet=snippet, score=score[chunk_id], vector_score=vector.get(chunk_id),
                         keyword_score=keyword.get(chunk_id), chunk_id=chunk_id, highlights=tuple(marks)))
     return hits

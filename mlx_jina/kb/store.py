@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from mlx_jina.errors import InputError, ModelMismatchError
+from mlx_jina.errors import DatabaseError, InputError, ModelMismatchError, SchemaError
 from mlx_jina.kb.binary_index import SIDECAR_SUFFIX, BinaryIndex, IndexCache
-from mlx_jina.kb.connect import connect
+from mlx_jina.kb.connect import backend, connect
+from mlx_jina.kb.dbfile import describe, rebuild_hint, writable
+from mlx_jina.kb.paths import from_sql, sql_bytes, to_sql
 from mlx_jina.kb.schema import NEW_VECTORS_TOKEN, SCHEMA_VERSION, migrate
 
 CODEC = "bit+int8"  # see mlx_jina/kb/vectors.py
@@ -63,16 +65,72 @@ class NewChunk:
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
+    """readonly: None decides by the file's permissions; True never writes (status, search, serve)."""
+
+    def __init__(self, path: str | Path, *, readonly: bool | None = None) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn, self.backend = connect(path)
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        migrate(self.conn)
+        memory = str(path) == ":memory:"
+        if readonly is None:
+            readonly = not memory and self.path.exists() and not writable(self.path)
+        self.readonly = readonly
+        if not memory:
+            self._check_file()
+        self._sqlite_error = backend().module.Error
+        with self.errors():
+            self.conn, self.backend = connect(path, readonly=readonly)
+            try:
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                migrate(self.conn, readonly=readonly)
+            except SchemaError as exc:
+                self.conn.close()
+                raise SchemaError(f"{self.path}: {exc}") from None
+            except BaseException:
+                self.conn.close()
+                raise
         self._lock = threading.RLock()  # one connection: one transaction at a time across threads
         self._depth = 0  # nesting of transaction() on the thread holding the lock
         self._index = IndexCache(None if str(path) == ":memory:" else self.sidecar_path)
+
+    def _check_file(self) -> None:
+        """Problems with the file itself, said before SQLite says them less clearly."""
+        if self.path.is_dir():
+            raise DatabaseError(f"{self.path}: is a folder, not a database file")
+        if self.readonly:
+            if not self.path.exists():
+                raise DatabaseError(f"{self.path}: no such database; build it with `mlx-jina index FOLDER`")
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"{self.path}: cannot create its folder ({exc.strerror or exc})") from None
+        if not self.path.exists() and not writable(self.path):
+            raise DatabaseError(f"{self.path}: cannot create the database: its folder is read-only")
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Within: any SQLite error becomes a one-line DatabaseError naming the file (see dbfile)."""
+        try:
+            yield
+        except self._sqlite_error as exc:
+            raise DatabaseError(describe(self.path, exc, getattr(self, "conn", None))) from exc
+
+    def require_writable(self) -> None:
+        if self.readonly:
+            raise DatabaseError(f"{self.path}: read-only: indexing needs write access to the file and its folder; "
+                                "`status` and `search` work without it")
+
+    def verify(self) -> None:
+        """Read every page (PRAGMA quick_check): for `serve`, which must not start on a broken file."""
+        with self.errors():
+            state = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if state != "ok":
+            raise DatabaseError(f"{self.path}: corrupt ({state}): {rebuild_hint(self.path)}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def sidecar_path(self) -> Path:
@@ -94,7 +152,7 @@ class Store:
                 try:
                     yield self.conn
                 except BaseException:
-                    if outer:
+                    if outer and self.conn.in_transaction:  # SQLite rolls back by itself after SQLITE_FULL
                         self.conn.execute("ROLLBACK")
                     raise
                 if outer:
@@ -193,18 +251,19 @@ class Store:
     # ---- reads the indexer needs -----------------------------------------------------------
     def documents_under(self, root: Path) -> dict[str, StoredDoc]:
         """Stored documents whose absolute path lies under `root`, by path."""
-        prefix = str(root).rstrip("/") + "/"
+        prefix = sql_bytes(str(root).rstrip("/") + "/")
         rows = self.conn.execute(
-            "SELECT id, path, content_hash, size, mtime FROM documents WHERE substr(path, 1, ?) = ?",
+            "SELECT id, path, content_hash, size, mtime FROM documents WHERE substr(CAST(path AS BLOB), 1, ?) = ?",
             (len(prefix), prefix),
         ).fetchall()
-        return {row[1]: StoredDoc(*row) for row in rows}
+        docs = [StoredDoc(row[0], from_sql(row[1]), *row[2:]) for row in rows]
+        return {doc.path: doc for doc in docs}
 
     def document(self, path: str) -> StoredDoc | None:
         row = self.conn.execute(
-            "SELECT id, path, content_hash, size, mtime FROM documents WHERE path = ?", (path,)
+            "SELECT id, path, content_hash, size, mtime FROM documents WHERE path = ?", (to_sql(path),)
         ).fetchone()
-        return StoredDoc(*row) if row else None
+        return StoredDoc(row[0], from_sql(row[1]), *row[2:]) if row else None
 
     def vectors_for(self, text_hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
         """Stored (bits, rescore) of chunks whose embedded text hashes match: reused, not re-embedded."""
@@ -226,9 +285,10 @@ class Store:
     def write_document(self, *, path: str, root: str, rel: str, kind: str, language: str | None,
                        content_hash: str, size: int, mtime: float, chunks: Sequence[NewChunk]) -> None:
         """Replace a document's row and all its chunks, FTS rows and vectors."""
+        db_path = to_sql(path)
         with self.transaction() as conn:
-            row = conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
-            values = (root, rel, kind, language, content_hash, size, mtime, time.time())
+            row = conn.execute("SELECT id FROM documents WHERE path = ?", (db_path,)).fetchone()
+            values = (to_sql(root), to_sql(rel), kind, language, content_hash, size, mtime, time.time())
             if row:
                 doc_id = row[0]
                 self._delete_chunks(conn, doc_id)
@@ -238,7 +298,7 @@ class Store:
             else:
                 doc_id = conn.execute(
                     "INSERT INTO documents(root, rel, kind, language, content_hash, size, mtime, indexed_at, path) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, path)).lastrowid
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, db_path)).lastrowid
             for c in chunks:
                 chunk_id = conn.execute(
                     "INSERT INTO chunks(doc_id, seq, heading, start_line, end_line, text, body, text_hash) "
@@ -260,7 +320,7 @@ class Store:
         """A rename (same bytes, new path): the chunks and vectors stay as they are."""
         with self.transaction() as conn:
             conn.execute("UPDATE documents SET path=?, root=?, rel=?, size=?, mtime=? WHERE id=?",
-                         (path, root, rel, size, mtime, doc_id))
+                         (to_sql(path), to_sql(root), to_sql(rel), size, mtime, doc_id))
 
     def touch_document(self, doc_id: int, *, size: int, mtime: float) -> None:
         """Same bytes, new mtime (e.g. `touch`): remember it so the next run skips the hash."""
@@ -285,7 +345,8 @@ class Store:
             "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)").fetchone()
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return {
-            "db": str(self.path), "schema_version": SCHEMA_VERSION, "sqlite": self.backend.describe(),
+            "db": str(self.path), "access": "read-only" if self.readonly else "read-write",
+            "schema_version": SCHEMA_VERSION, "sqlite": self.backend.describe(),
             "files": files, "chunks": chunks, "model": meta.get("model_id"), "revision": meta.get("revision"),
             "quantization": meta.get("quantization"), "dimensions": int(meta["dimensions"]) if "dimensions" in meta
             else None, "codec": meta.get("codec"), "db_bytes": size,

@@ -27,6 +27,7 @@ from mlx_jina import __version__
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS, Embedder
 from mlx_jina.errors import (
     ClientGone,
+    DatabaseError,
     InputError,
     InputTooLongError,
     ModelMismatchError,
@@ -185,6 +186,8 @@ def client_errors(max_length: int) -> Iterator[None]:
         raise ApiError(400, "INPUT_INVALID", str(exc)) from None
     except ModelMismatchError as exc:
         raise ApiError(409, "MODEL_MISMATCH", str(exc)) from None
+    except DatabaseError as exc:  # the server's own file, not the client's mistake: 503 with the reason
+        raise ApiError(503, "DATABASE_ERROR", str(exc)) from None
 
 
 _HTTP_CODES = {404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
