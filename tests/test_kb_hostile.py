@@ -15,6 +15,7 @@ from mlx_jina.cli import main
 from mlx_jina.errors import InputError, WouldEmptyIndexError
 from mlx_jina.kb import KnowledgeBase
 from mlx_jina.kb import indexer as indexer_module
+from mlx_jina.kb import knowledge_base
 
 
 @pytest.fixture
@@ -174,7 +175,7 @@ def test_signal_mid_index_says_the_index_is_consistent_and_the_rerun_resumes(tmp
                                                                              monkeypatch, signum):
     for i in range(3, 8):
         (notes / f"note{i}.md").write_text(f"# Note {i}\n\nThe zebra number {i} grazes.\n")
-    monkeypatch.setattr(indexer_module, "BATCH_CHUNKS", 1)  # one file per batch
+    monkeypatch.setattr(knowledge_base, "BATCH_CHUNKS", 1)  # one file per batch
     real = indexer_module.Indexer._embed
     calls = []
 
