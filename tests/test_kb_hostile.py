@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from mlx_jina.cli import main
 from mlx_jina.errors import InputError, WouldEmptyIndexError
-from mlx_jina.kb import KnowledgeBase
+from mlx_jina.kb import KnowledgeBase, knowledge_base
 from mlx_jina.kb import indexer as indexer_module
-from mlx_jina.kb import knowledge_base
 
 
 @pytest.fixture
