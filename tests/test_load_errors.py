@@ -109,3 +109,32 @@ def test_not_a_folder_nor_a_hub_id(tmp_path):
         mlx_jina.load(tmp_path / "file")
     with pytest.raises(ModelLoadError, match="quantize must be"):
         mlx_jina.load(TINY / "jina-v5-tiny", quantize=3)
+
+
+def test_malformed_tokenizer_names_the_file(tiny_copy):
+    (tiny_copy / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE", "vocab": ')
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json is not a valid tokenizer file"):
+        mlx_jina.load(tiny_copy)
+
+
+@pytest.mark.parametrize("key,value", [("num_attention_heads", 0), ("max_position_embeddings", -5),
+                                       ("num_key_value_heads", 0), ("hidden_size", 64.5)])
+def test_nonsense_config_sizes_are_refused_at_load(tiny_copy, key, value):
+    path = tiny_copy / "config.json"
+    config = json.loads(path.read_text())
+    config[key] = value
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=f"{key} must be a positive integer, not {value}"):
+        mlx_jina.load(tiny_copy)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_weights_are_refused_at_load(tiny_copy, bad):
+    path = tiny_copy / "model.safetensors"
+    tensors = mx.load(str(path))
+    weight = tensors["layers.1.mlp.up_proj.weight"]
+    tensors["layers.1.mlp.up_proj.weight"] = mx.where(mx.arange(weight.size).reshape(weight.shape) == 7,
+                                                      mx.array(bad, dtype=weight.dtype), weight)
+    mx.save_safetensors(str(path), tensors)
+    with pytest.raises(ModelLoadError, match=r"NaN or infinity .*layers\.1\.mlp\.up_proj\.weight"):
+        mlx_jina.load(tiny_copy)

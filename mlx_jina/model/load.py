@@ -58,7 +58,10 @@ def read_tokenizer(folder: Path) -> Tokenizer:
     path = folder / TOKENIZER_FILE
     if not path.is_file():
         raise ModelLoadError(f"{folder} has no {TOKENIZER_FILE}")
-    tokenizer = Tokenizer.from_file(str(path))
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        raise ModelLoadError(f"{path} is not a valid tokenizer file: {exc}") from None
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
@@ -130,7 +133,20 @@ def load_checkpoint(
     else:
         merged, adapter_names = merged_adapter or _merged_adapter_from_path(folder), ()
     mx.eval(model.parameters())
+    _check_finite(model, folder)
     return LoadedCheckpoint(model, layout, base.weights_file, adapter_names, merged, base.quantization)
+
+
+def _check_finite(model: nn.Module, source: Path) -> None:
+    """NaN or inf in any weight would make every vector NaN: refuse at load (one pass, on the device)."""
+    floats = [(name, a) for name, a in tree_flatten(model.parameters())
+              if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating)]
+    finite = [mx.all(mx.isfinite(a)) for _, a in floats]
+    mx.eval(finite)
+    bad = [name for (name, _), ok in zip(floats, finite) if not ok.item()]
+    if bad:
+        raise ModelLoadError(f"{source}: {len(bad)} weight tensors hold NaN or infinity (a damaged or badly "
+                             f"converted file), e.g. {bad[:3]}")
 
 
 def _weights_files(folder: Path, quantize: int | None) -> tuple[str, list[Path]]:

@@ -62,6 +62,12 @@ class ModelArgs:
             problems.append("attention_bias=true is not a Qwen3 embedding checkpoint")
         if config.get("tie_word_embeddings") is False and config.get("lm_head"):
             problems.append("untied lm_head")
+        sizes = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size",
+                 "max_position_embeddings")  # 0 heads or a negative length would fail later, less clearly
+        for key in sizes + tuple(k for k in ("num_key_value_heads", "head_dim") if config.get(k) is not None):
+            value = config.get(key)
+            if key in config and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                problems.append(f"{key} must be a positive integer, not {value!r}")
         if problems:
             raise ValueError("config.json: " + "; ".join(problems))
         heads = config["num_attention_heads"]
