@@ -19,10 +19,9 @@ from __future__ import annotations
 import bisect
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # FTS5's tokenizer for our rewritten text
 SQL_FUNCTION = "mlx_jina_keyword_text"  # the name the schema's triggers call `index_text` by
@@ -44,8 +43,7 @@ _MARK_OPEN, _MARK_CLOSE = "\ufdd0", "\ufdd1"  # noncharacters: never part of a n
 _THREAD = threading.local()
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     """A span of the source text and what FTS5 indexes for it: the text itself (`run` False) or
     one bigram / last character of a CJK or Thai run."""
 
@@ -55,23 +53,31 @@ class Piece:
     run: bool
 
 
-def pieces(text: str) -> Iterator[Piece]:
+def pieces(text: str) -> list[Piece]:
     """`text` as FTS5 indexes it, piece by piece, each with the source span it stands for (what
     snippets need to map matches back onto the note's own text)."""
+    if not _SPECIAL.search(text):
+        return [Piece(text, 0, len(text), False)]
     text = text.translate(_FOLD)  # one code point for one: offsets stay valid
+    out: list[Piece] = []
     pos = 0
     for match in _RUN.finditer(text):
-        if match.start() > pos:
-            yield Piece(text[pos:match.start()], pos, match.start(), False)
+        start, run = match.start(), match.group()
+        if start > pos:
+            out.append(Piece(text[pos:start], pos, start, False))
         pos = match.end()
-        bases = [i for i in range(match.start(), pos) if not _IS_THAI_MARK.match(text, i)]
-        ends = [*bases[1:], pos]  # a base character's marks belong to it
-        for i in range(len(bases) - 1):
-            yield Piece(text[bases[i]] + text[bases[i + 1]], bases[i], ends[i + 1], True)
-        if bases:
-            yield Piece(text[bases[-1]], bases[-1], pos, True)
+        if _IS_THAI_MARK.search(run):  # bigrams of base letters; a letter's marks belong to it
+            bases = [i for i in range(start, pos) if not _IS_THAI_MARK.match(text, i)]
+            ends = [*bases[1:], pos]
+            out += [Piece(text[b] + text[bases[i + 1]], b, ends[i + 1], True) for i, b in enumerate(bases[:-1])]
+            if bases:
+                out.append(Piece(text[bases[-1]], bases[-1], pos, True))
+        else:
+            out += [Piece(run[i:i + 2], start + i, start + i + 2, True) for i in range(len(run) - 1)]
+            out.append(Piece(run[-1], pos - 1, pos, True))
     if pos < len(text):
-        yield Piece(text[pos:], pos, len(text), False)
+        out.append(Piece(text[pos:], pos, len(text), False))
+    return out
 
 
 def index_text(text: str | None) -> str | None:
@@ -107,7 +113,7 @@ def query_terms(query: str) -> list[str]:
     with some of its words match, below the ones with the whole run."""
     terms: list[str] = []
     for word in _WORD.findall(query):
-        parts = list(pieces(word))
+        parts = pieces(word)
         while parts:
             if not parts[0].run:
                 terms.append(_quote(parts.pop(0).text))
@@ -132,21 +138,24 @@ def highlights(module: ModuleType, terms: Sequence[str], bodies: Sequence[str]) 
     found: list[list[tuple[int, int]]] = [[] for _ in bodies]
     if not terms or not bodies:
         return found
-    indexed = [list(pieces(body.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " "))) for body in bodies]
+    indexed = [pieces(body.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " ")) for body in bodies]
     conn = _scratch(module)
-    conn.execute("DELETE FROM scratch")
-    conn.executemany("INSERT INTO scratch(rowid, body) VALUES (?, ?)",
-                     [(i, " ".join(p.text for p in body)) for i, body in enumerate(indexed)])
-    rows = conn.execute(f"SELECT rowid, highlight(scratch, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}') FROM scratch "
-                        "WHERE scratch MATCH ?", (" OR ".join(terms),)).fetchall()
+    conn.execute("BEGIN")  # rolled back: the table stays empty and FTS5 never writes a segment
+    try:
+        conn.executemany("INSERT INTO scratch(rowid, body) VALUES (?, ?)",
+                         [(i, " ".join(p.text for p in body)) for i, body in enumerate(indexed)])
+        rows = conn.execute(f"SELECT rowid, highlight(scratch, 0, '{_MARK_OPEN}', '{_MARK_CLOSE}') FROM scratch "
+                            "WHERE scratch MATCH ?", (" OR ".join(terms),)).fetchall()
+    finally:
+        conn.execute("ROLLBACK")
     for rowid, marked in rows:
         found[rowid] = _source_spans(marked, indexed[rowid])
     return found
 
 
 def _scratch(module: ModuleType) -> Any:
-    """This thread's in-memory FTS5 table for highlighting (kept: creating one costs more than the
-    highlighting itself). Nothing in it outlives a call."""
+    """This thread's in-memory FTS5 table for highlighting, kept (creating one costs more than the
+    highlighting itself) and always empty between calls."""
     conn = getattr(_THREAD, "scratch", None)
     if conn is None or _THREAD.module is not module:
         conn = module.connect(":memory:", isolation_level=None)
