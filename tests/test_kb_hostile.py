@@ -43,6 +43,8 @@ def files(kb: KnowledgeBase) -> int:
 # ---- one bad entry must not stop a run ------------------------------------------------------------
 def test_non_utf8_file_name_is_indexed_searchable_and_round_trips(tmp_path, notes, tiny_path):
     raw = os.fsencode(notes) + b"/caf\xe9.md"
+    (notes / "note0.md").unlink()  # reported below as skipped: a non-UTF-8 name in `index --json`
+    os.symlink(raw.decode("utf-8", "surrogateescape"), notes / "z-link.md")
     try:
         with open(raw, "wb") as f:
             f.write(b"bonjour from the latin-1 cafe\n")
@@ -51,12 +53,16 @@ def test_non_utf8_file_name_is_indexed_searchable_and_round_trips(tmp_path, note
     db = tmp_path / "cli.db"
     first = cli("index", notes, "--db", db, "--model", tiny_path, "--json")
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout)["added"] == 4
+    report = json.loads(first.stdout)
+    assert report["added"] == 3 and report["skipped"] == [{"path": "z-link.md", "reason": "same file as caf\\xe9.md"}]
     again = cli("index", notes, "--db", db, "--model", tiny_path)
-    assert "4 unchanged" in again.stdout and "0 removed" in again.stdout
+    assert "3 unchanged" in again.stdout and "0 removed" in again.stdout
     found = cli("search", "bonjour", "--db", db, "--mode", "keyword", "--json")
-    (hit,) = [json.loads(line) for line in found.stdout.splitlines()]  # valid JSON, ASCII escapes
-    assert os.fsencode(hit["path"]) == raw and open(hit["path"], "rb").read().startswith(b"bonjour")
+    (hit,) = [json.loads(line) for line in found.stdout.splitlines()]
+    assert hit["rel"] == "caf\\xe9.md" and found.stdout.encode("utf-8")  # strict JSON: no lone surrogates
+    with KnowledgeBase(db) as kb:
+        (exact,) = kb.search("bonjour", mode="keyword")
+    assert os.fsencode(exact.path) == raw and open(exact.path, "rb").read().startswith(b"bonjour")
     human = cli("search", "bonjour", "--db", db, "--mode", "keyword")
     assert "caf\\xe9.md:1-1" in human.stdout
     os.remove(raw)

@@ -96,7 +96,7 @@ def _print_report(report: Any, as_json: bool, *, list_skipped: bool = True) -> N
         click.echo(json.dumps(report.as_dict()))
         return
     for item in report.skipped if list_skipped else ():
-        click.echo(f"skipped {printable(item['path'])}: {item['reason']}", err=True)
+        click.echo(f"skipped {printable(item['path'])}: {printable(item['reason'])}", err=True)
     click.echo(f"{report.seen} files seen: {report.added} added, {report.changed} changed, {report.renamed} renamed, "
                f"{report.removed} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped; "
                f"{report.chunks_embedded} chunks embedded, {report.chunks_reused} reused")

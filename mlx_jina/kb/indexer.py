@@ -57,7 +57,9 @@ class IndexReport:
     chunks_reused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"skipped_count": len(self.skipped)}
+        """For JSON (file names as in Hit.as_dict)."""
+        skipped = [{key: printable(text) for key, text in item.items()} for item in self.skipped]
+        return asdict(self) | {"skipped": skipped, "skipped_count": len(self.skipped)}
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 from mlx_jina.errors import InputError
 from mlx_jina.kb import keywords, vectors
 from mlx_jina.kb.connect import backend
-from mlx_jina.kb.paths import from_sql
+from mlx_jina.kb.paths import from_sql, printable
 from mlx_jina.kb.store import Store
 
 MODES = ("hybrid", "vector", "keyword")
@@ -78,7 +78,9 @@ class Hit:
     highlights: tuple[tuple[int, int], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """For JSON: a file name that is not valid UTF-8 shows its odd bytes as \\xNN (a lone
+        surrogate would make the JSON unreadable to strict parsers); `Hit.path` keeps the exact name."""
+        return asdict(self) | {"path": printable(self.path), "rel": printable(self.rel)}
 
     def marked(self, before: str = "[", after: str = "]") -> str:
         """The snippet with each highlighted term between `before` and `after`."""
