@@ -27,4 +27,4 @@ def main() -> None:
     """On-device jina-embeddings-v5-text-small embeddings and offline search over your notes."""
 
 
-from mlx_jina.cli import bench, embed, kb, mcp, serve  # noqa: E402,F401  (each module registers its commands)
+from mlx_jina.cli import bench, embed, kb, mcp, rerank, serve  # noqa: E402,F401  (each module registers its commands)

@@ -17,13 +17,22 @@ import click
 from click.core import ParameterSource
 
 from mlx_jina.cli import main
-from mlx_jina.cli.options import load_from_options, model_options, remote_from_options, remote_options
+from mlx_jina.cli.options import (
+    load_from_options,
+    load_reranker_from_options,
+    model_options,
+    remote_from_options,
+    remote_options,
+    reranker_options,
+)
 from mlx_jina.cli.signals import interrupt_safely
 from mlx_jina.errors import ModelLoadError
+from mlx_jina.spec import package_spec
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
     from mlx_jina.kb import KnowledgeBase
+    from mlx_jina.rerank import Reranker
 
 TINY_WARNING = ("warning: the default model {model} could not be loaded:\n  {why}\n"
                 "Using the bundled tiny test checkpoint instead: its results are NOT semantically meaningful.")
@@ -66,7 +75,7 @@ def _load(model_opts: dict[str, Any]) -> Embedder:
 
 
 def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None, *,
-        must_exist: bool = False) -> KnowledgeBase:
+        must_exist: bool = False, reranker: Reranker | None = None) -> KnowledgeBase:
     """must_exist: for status, search, remove (never create a DB). A file that is not writable opens read-only."""
     from mlx_jina.kb import KnowledgeBase
     from mlx_jina.kb.knowledge_base import default_db_path
@@ -74,7 +83,7 @@ def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None,
     path = db or default_db_path()
     if must_exist and not path.exists():
         raise click.ClickException(f"no index at {path}: build one with `mlx-jina index FOLDER` (or pass --db)")
-    return KnowledgeBase(path, model=model, dimensions=dims)
+    return KnowledgeBase(path, model=model, dimensions=dims, reranker=reranker)
 
 
 def _built_with_tiny(kb: KnowledgeBase) -> bool:
@@ -190,18 +199,27 @@ def remove(paths: tuple[Path, ...], as_json: bool, db: Path | None) -> None:
 @click.option("--per-doc", type=click.IntRange(min=1), default=2, show_default=True,
               help="At most this many hits per file.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.option("--rerank", "rerank", is_flag=True,
+              help="Recall --candidates hits, then let the Qwen3-Reranker pick the best k.")
+@click.option("--candidates", type=int, default=None,
+              help=f"Hits recalled before reranking (default: max(k, {package_spec().reranker.default_candidates})).")
+@click.option("--instruction", default=None, help="The reranker's task (default: the model card's web-search one).")
 @db_option
 @model_options
 @remote_options
+@reranker_options
 def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[str, ...], since: datetime | None,
-           per_doc: int, as_json: bool, db: Path | None, **model_opts: Any) -> None:
+           per_doc: int, as_json: bool, rerank: bool, candidates: int | None, instruction: str | None,
+           db: Path | None, reranker: str, reranker_quantize: str | None, **model_opts: Any) -> None:
     """Search the index for QUERY. Without --model, queries use the model the index was built
-    with; keyword mode needs no model. With --embed-url the query is embedded by that server."""
+    with; keyword mode needs no model. With --embed-url the query is embedded by that server. With
+    --rerank, each hit shows its recall score and its rerank score (P(relevant), 0..1)."""
     context = click.get_current_context()
     explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
     remote = _remote(model_opts, wanted=mode != "keyword")
     model = remote or (load_from_options(**model_opts) if explicit and mode != "keyword" else None)
-    with _kb(db, model, must_exist=True) as kb:
+    second = load_reranker_from_options(reranker, reranker_quantize) if rerank else None
+    with _kb(db, model, must_exist=True, reranker=second) as kb:
         if model is None and mode != "keyword" and _built_with_tiny(kb):
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
                 mode = "keyword"
@@ -212,7 +230,8 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
                 click.secho("warning: this index was built with the bundled tiny test checkpoint: vector scores are "
                             "NOT semantically meaningful.", err=True, fg="yellow")
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
-                         since=since, per_doc=per_doc)
+                         since=since, per_doc=per_doc, rerank=rerank, candidates=candidates,
+                         instruction=instruction)
     from mlx_jina.kb.paths import printable
 
     for rank, hit in enumerate(hits, 1):
@@ -221,7 +240,9 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
             continue
         heading = f"  {hit.heading}" if hit.heading else ""
         where = f"{printable(hit.path)}:{hit.start_line}-{hit.end_line}"
-        click.echo(click.style(f"{rank:2d}. {hit.score:.4f}  {where}", bold=True)
+        scores = f"{hit.score:.4f}" if hit.rerank_score is None else \
+            f"rerank {hit.rerank_score:.4f}  recall {hit.score:.4f}"
+        click.echo(click.style(f"{rank:2d}. {scores}  {where}", bold=True)
                    + heading)
         snippet = hit.marked(click.style("", fg="yellow", bold=True, reset=False), click.style("", reset=True))
         click.echo("\n".join("      " + line for line in snippet.splitlines()) + "\n")

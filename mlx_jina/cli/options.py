@@ -1,4 +1,4 @@
-"""Options shared by every command that loads the model, so they read the same everywhere."""
+"""Options shared by every command that loads the model (or the reranker), so they read the same everywhere."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mlx_jina.spec import package_spec
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
+    from mlx_jina.rerank import Reranker
 
 MODEL_ENV = "MLX_JINA_MODEL"
 
@@ -72,6 +73,23 @@ def remote_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def reranker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --reranker/--reranker-quantize (the command receives reranker, reranker_quantize)."""
+    from mlx_jina.kb.knowledge_base import RERANKER_ENV
+
+    default = package_spec().reranker.default_model
+
+    @click.option("--reranker", envvar=RERANKER_ENV, default=default, show_default=f"${RERANKER_ENV} or {default}",
+                  help="Qwen3-Reranker hub id or local folder (0.6B, 4B or 8B).")
+    @click.option("--reranker-quantize", type=click.Choice(["8", "4"]), default=None,
+                  help="Quantize the reranker's weights.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
 def remote_from_options(url: str, *, model: str | None, style: str | None, task: str | None, concurrency: int,
                         tokenizer: str | None) -> Any:
     """A RemoteEmbedder for --embed-url; the API key comes from $MLX_JINA_EMBED_API_KEY (never argv)."""
@@ -79,3 +97,9 @@ def remote_from_options(url: str, *, model: str | None, style: str | None, task:
 
     return RemoteEmbedder(url, model=model, style=style, task=task, concurrency=concurrency,  # type: ignore[arg-type]
                           tokenizer=tokenizer, api_key=os.environ.get(EMBED_KEY_ENV))
+
+
+def load_reranker_from_options(reranker: str, reranker_quantize: str | None) -> Reranker:
+    from mlx_jina.rerank import load_reranker
+
+    return load_reranker(reranker, quantize=int(reranker_quantize) if reranker_quantize else None)

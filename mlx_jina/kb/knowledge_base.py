@@ -16,15 +16,19 @@ from mlx_jina.errors import InputError
 from mlx_jina.ingest import DEFAULT_MAX_BYTES, check_max_bytes
 from mlx_jina.kb import probes
 from mlx_jina.kb.indexer import BATCH_CHUNKS, Indexer, IndexReport
+from mlx_jina.kb.rerank import check_candidates, rerank_hits
 from mlx_jina.kb.search import Filters, Hit, check_options, search
 from mlx_jina.kb.store import Binding, Store
+from mlx_jina.spec import package_spec
 from mlx_jina.unicode import check_unicode
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
     from mlx_jina.remote import RemoteEmbedder
+    from mlx_jina.rerank import Reranker
 
 DB_ENV = "MLX_JINA_DB"
+RERANKER_ENV = "MLX_JINA_RERANKER"
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -58,11 +62,14 @@ class KnowledgeBase:
     dimensions: Matryoshka size to store (None: the database's, else the model's full size).
     readonly: never write (None: when the file or its folder is not writable). Any problem with
     the file itself (not a database, corrupt, read-only, disk full) is a one-line DatabaseError.
+    reranker: a Reranker, or a hub id / folder loaded on the first `search(rerank=True)` (None:
+    $MLX_JINA_RERANKER, else Qwen/Qwen3-Reranker-0.6B).
     """
 
     def __init__(self, db_path: str | Path | None = None, *, model: str | Path | Embedder | None = None,
                  embedder: Embedder | RemoteEmbedder | None = None, dimensions: int | None = None,
-                 revision: str | None = None, quantize: int | None = None, readonly: bool | None = None) -> None:
+                 revision: str | None = None, quantize: int | None = None, readonly: bool | None = None,
+                 reranker: str | Path | Reranker | None = None) -> None:
         if model is not None and embedder is not None:
             raise InputError("pass either model= (a name, folder or Embedder) or embedder=, not both")
         if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)
@@ -71,6 +78,7 @@ class KnowledgeBase:
         self.db_path = Path(db_path).expanduser() if db_path else default_db_path()
         self.store = Store(self.db_path, readonly=readonly)
         self._model = model if embedder is None else embedder
+        self._reranker = reranker
         self._revision, self._quantize = revision, quantize
         self._dimensions = dimensions
         self._embedder: Embedder | RemoteEmbedder | None = None
@@ -92,6 +100,15 @@ class KnowledgeBase:
             else:
                 self._embedder = self._model
         return self._embedder
+
+    @property
+    def reranker(self) -> Reranker:
+        """The second-stage model, loaded on first need."""
+        if self._reranker is None or isinstance(self._reranker, (str, Path)):
+            from mlx_jina.rerank import load_reranker
+
+            self._reranker = load_reranker(self._reranker or os.environ.get(RERANKER_ENV) or None)
+        return self._reranker
 
     def wanted_binding(self, *, fresh: bool = False) -> Binding:
         """What this model and size would record; fresh: ignore the database's current binding."""
@@ -181,16 +198,30 @@ class KnowledgeBase:
     # ---- reading -----------------------------------------------------------------------------
     @_db_errors
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", path: str | None = None,
-               kinds: Iterable[str] = (), since: float | str | date | None = None, per_doc: int = 2) -> list[Hit]:
+               kinds: Iterable[str] = (), since: float | str | date | None = None, per_doc: int = 2,
+               rerank: bool = False, candidates: int | None = None, instruction: str | None = None) -> list[Hit]:
         """Ranked hits for `query`. mode: hybrid | vector | keyword. path: glob on the file's path
         (relative to its indexed folder, or absolute). kinds: markdown/code/pdf/... or extensions.
-        since: only files modified at or after this date (ISO string, date or POSIX time)."""
+        since: only files modified at or after this date (ISO string, date or POSIX time).
+        rerank: recall `candidates` hits (default max(k, 30)), then return the reranker's k best,
+        each with its recall `score` and its `rerank_score`; instruction: the reranker's task."""
         if not isinstance(query, str):
             raise InputError(f"the query must be a string, not {type(query).__name__}")
         if not query.strip():
             raise InputError("the query is empty")
         check_unicode(query, "the query")
         check_options(mode=mode, k=k, per_doc=per_doc)
+        if not isinstance(rerank, bool):
+            raise InputError(f"rerank must be true or false, not {rerank!r}")
+        if rerank:
+            spec = package_spec().reranker
+            candidates = max(k, spec.default_candidates) if candidates is None else candidates
+            check_candidates(candidates, k, spec.max_documents)
+            recalled = self.search(query, k=candidates, mode=mode, path=path, kinds=kinds, since=since,
+                                   per_doc=per_doc)
+            return rerank_hits(self.store, self.reranker, query, recalled, k=k, instruction=instruction)
+        if instruction is not None:
+            raise InputError("instruction is the reranker's: pass it with rerank=True")
         filters = _filters(path, kinds, since)
         query_vector = None
         if mode != "keyword" and self.store.binding() is not None:

@@ -60,7 +60,8 @@ class Filters:
 
 @dataclass(frozen=True)
 class Hit:
-    """One result; `score` is RRF (hybrid), cosine (vector) or -BM25 (keyword), higher is better.
+    """One result; `score` is RRF (hybrid), cosine (vector) or -BM25 (keyword), higher is better;
+    rerank_score: P(yes) from the reranker when the search reranked (then hits are in its order).
     snippet: the part of the chunk that matched the query's keywords (else its first lines);
     highlights: the [start, end) character offsets of the matched terms in `snippet`."""
 
@@ -76,6 +77,7 @@ class Hit:
     keyword_score: float | None
     chunk_id: int
     highlights: tuple[tuple[int, int], ...] = ()
+    rerank_score: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """For JSON: a file name that is not valid UTF-8 shows its odd bytes as \\xNN (a lone
