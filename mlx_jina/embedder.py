@@ -1,4 +1,7 @@
-"""The user-facing embedder: `load()` a checkpoint, then `encode()` texts like sentence-transformers."""
+"""The user-facing embedder: `load()` a checkpoint, then `encode()` texts like sentence-transformers.
+
+Results depend only on the call: `encode` keeps no state between calls except what the caller
+asked for explicitly with `fuse()` (a fused single-adapter copy, freed by `unfuse()`)."""
 
 from __future__ import annotations
 
@@ -12,18 +15,16 @@ from tokenizers import Tokenizer
 
 from mlx_jina.batching import ADAPTER_MODES, AdapterMode, pad_right, plan_batches
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
+from mlx_jina.info import ModelInfo
 from mlx_jina.model import hub
 from mlx_jina.model.load import LoadedCheckpoint, compute_dtype, load_checkpoint, read_tokenizer
-from mlx_jina.model.lora import merged_copy
-from mlx_jina.model.qwen3 import AdapterChoice, Qwen3Encoder
+from mlx_jina.model.lora import AdapterChoice, merged_copy
+from mlx_jina.model.qwen3 import Qwen3Encoder
 from mlx_jina.postprocess import check_embedding_type, finalize
 from mlx_jina.spec import TaskSpec, package_spec
 from mlx_jina.unicode import check_unicode
 
 DEFAULT_BATCH_TOKENS = 8192
-#: In "auto" mode a single-task call of at least this many tokens runs on merged weights
-#: (building them costs about one forward pass of this size; later calls reuse them).
-MERGE_MIN_TOKENS = 16384
 #: Texts longer than max_length x this many characters are cut before tokenizing (see tokenize);
 #: few texts average more than 8 characters per token. The cut must end at least
 #: CUT_MARGIN_CHARS past the last kept token (far more than the longest token, 128 characters).
@@ -52,9 +53,7 @@ class Embedder:
         self.model = loaded.model
         self.tokenizer = tokenizer
         self.folder = folder
-        self._loaded = loaded
-        self._dtype = dtype
-        self._merged: tuple[str, Qwen3Encoder] | None = None  # (adapter, encoder) of the fused mode
+        self._fused: tuple[str, Qwen3Encoder] | None = None  # (adapter, encoder) made by fuse()
         self.adapters: tuple[str, ...] = loaded.adapters  # resident adapters in bank order (empty if merged)
         self._adapter_ids = {name: i for i, name in enumerate(loaded.adapters)}
         pkg = package_spec()
@@ -65,17 +64,48 @@ class Embedder:
         self.max_length = min(pkg.max_length, loaded.model.args.max_position_embeddings)
         self.model_id = model_id
         self.revision = revision
+        self.info = ModelInfo(
+            model_id=model_id, revision=revision, folder=str(folder), layout=loaded.layout,
+            weights_file=loaded.weights_file, adapters=loaded.adapters, merged_adapter=loaded.merged_adapter,
+            dimensions=hidden, matryoshka_dimensions=self.dimensions, max_length=self.max_length,
+            quantization=loaded.quantization, dtype=str(dtype).removeprefix("mlx.core."), tasks=tuple(self.tasks),
+            device=str(mx.default_device()))
 
+    # ---- explicit fusing ---------------------------------------------------------------------
     @property
-    def info(self) -> dict[str, Any]:
-        return {
-            "model_id": self.model_id, "revision": self.revision, "folder": str(self.folder),
-            "layout": self._loaded.layout, "weights_file": self._loaded.weights_file,
-            "merged_adapter": self._loaded.merged_adapter, "dimensions": self.dimensions[-1],
-            "matryoshka_dimensions": list(self.dimensions), "max_length": self.max_length,
-            "quantization": self._loaded.quantization, "dtype": str(self._dtype).removeprefix("mlx.core."),
-            "tasks": list(self.tasks), "device": str(mx.default_device()),
-        }
+    def fused(self) -> str | None:
+        """The adapter of the fused copy made by `fuse()`, or None."""
+        return self._fused[0] if self._fused else None
+
+    def fuse(self, task: str) -> None:
+        """Keep a copy of the encoder with `task`'s adapter merged into the weights (W + s·BA), so
+        later calls for that adapter run plain matmuls with no LoRA term. Costs a second copy of
+        every projection (~1.8 GB in float32 for the real model) until `unfuse()`; replaces any
+        previous fused copy. `task` is a task ("retrieval.query") or adapter ("retrieval") name.
+        Needs a float base. On a merged checkpoint its own task is already fused: a no-op."""
+        adapter = self._adapter_of(task)
+        if not self._adapter_ids or self.fused == adapter:
+            return
+        self.unfuse()  # free the previous copy before building the next
+        self._fused = (adapter, self._fused_copy(adapter))
+
+    def unfuse(self) -> None:
+        """Free the fused copy (if any); every call runs the shared model with its adapters again."""
+        self._fused = None
+        mx.clear_cache()
+
+    def _adapter_of(self, task: str) -> str:
+        if task in self.tasks:
+            return self.tasks[task].adapter
+        if task in self._adapter_ids:
+            return task
+        raise InputError(f"fuse({task!r}): not a task of this checkpoint: {list(self.tasks)}")
+
+    def _fused_copy(self, adapter: str) -> Qwen3Encoder:
+        if self.info.quantization is not None:
+            raise InputError("fusing an adapter needs a float base; this one is quantized "
+                             "(use adapter_mode 'shared' or 'per-row')")
+        return merged_copy(self.model, self._adapter_ids[adapter])
 
     # ---- text -> token ids -------------------------------------------------------------------
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -130,14 +160,16 @@ class Embedder:
 
         adapter_mode: "per-row" gathers each row's LoRA pair (any task mix in one pass);
         "shared" applies one unmerged adapter to a single-task batch with plain matmuls;
-        "merged" runs a fused copy with the adapter merged in (single task, float base);
-        "auto" picks merged for large single-task calls, else shared or per-row per batch."""
+        "merged" runs on fused weights (single task, float base): the copy made by `fuse()` if it
+        is this adapter's, else one fused for this call and freed after it;
+        "auto" uses the `fuse()` copy for calls that need only its adapter, else shared or
+        per-row per batch. Only "merged" ever builds a fused copy, and only for its own call."""
         if adapter_mode not in ADAPTER_MODES:
             raise InputError(f"adapter_mode {adapter_mode!r} is not one of {list(ADAPTER_MODES)}")
         adapters = [self.tasks[t].adapter for t in tasks]
         if adapter_mode in ("shared", "merged") and len(set(adapters)) > 1:
             raise InputError(f"adapter_mode={adapter_mode!r} needs a single task; use 'auto' for mixed tasks")
-        model = self._model_for(adapters, sum(map(len, ids)), adapter_mode)
+        model = self._model_for(adapters, adapter_mode)
         out = np.empty((len(ids), self.dimensions[-1]), dtype=np.float32)
         for batch in plan_batches([len(r) for r in ids], batch_tokens):
             padded, lengths = pad_right([ids[i] for i in batch])
@@ -145,23 +177,22 @@ class Embedder:
                                                                                  adapter_mode)
             pooled = model(mx.array(padded), mx.array(lengths), choice)
             out[batch] = np.array(pooled.astype(mx.float32))
+        if model is not self.model and (self._fused is None or model is not self._fused[1]):
+            del model  # the transient fused copy of adapter_mode="merged": give its memory back now
+            mx.clear_cache()
         return out
 
-    def _model_for(self, adapters: list[str], tokens: int, mode: AdapterMode) -> Qwen3Encoder:
-        """The fused copy when merged mode applies, else the shared model with its LoRA banks."""
-        single = len(set(adapters)) == 1
-        cached = self._merged is not None and single and self._merged[0] == adapters[0]
-        wanted = mode == "merged" or (
-            mode == "auto" and single and self._loaded.quantization is None and (cached or tokens >= MERGE_MIN_TOKENS)
-        )
-        if not wanted or not self._adapter_ids or not adapters:
+    def _model_for(self, adapters: list[str], mode: AdapterMode) -> Qwen3Encoder:
+        """The fused copy when it serves this call, a transient one for "merged", else the shared
+        model with its LoRA banks."""
+        if not self._adapter_ids or not adapters or mode in ("shared", "per-row"):
             return self.model
-        if not cached:
-            if self._loaded.quantization is not None:
-                raise InputError("adapter_mode='merged' needs a float base; this one is quantized")
-            self._merged = None  # free the previous copy before building the next
-            self._merged = (adapters[0], merged_copy(self.model, self._adapter_ids[adapters[0]]))
-        return self._merged[1]
+        single = adapters[0] if len(set(adapters)) == 1 else None
+        if self._fused is not None and single == self._fused[0]:
+            return self._fused[1]
+        if mode == "merged" and single is not None:
+            return self._fused_copy(single)  # dropped when the call returns
+        return self.model
 
     def _adapter_choice(self, adapters: list[str], mode: AdapterMode) -> AdapterChoice:
         if not self._adapter_ids:  # merged checkpoint: the task is in the weights
@@ -189,10 +220,10 @@ class Embedder:
         may mix them). dimensions: a Matryoshka size (slice, then normalise). embedding_type:
         float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.postprocess)."""
         single = isinstance(texts, str)
-        texts = [texts] if single else texts
-        tasks = self.check_inputs(texts, task, dimensions=dimensions, embedding_type=embedding_type,
+        batch: Sequence[str] = [texts] if isinstance(texts, str) else texts
+        tasks = self.check_inputs(batch, task, dimensions=dimensions, embedding_type=embedding_type,
                                   batch_tokens=batch_tokens, normalized=normalized, truncate=truncate)
-        raw = self.embed_ids(self.tokenize(texts, tasks, truncate=truncate), tasks,
+        raw = self.embed_ids(self.tokenize(batch, tasks, truncate=truncate), tasks,
                              batch_tokens=batch_tokens, adapter_mode=adapter_mode)
         result = finalize(raw, dimensions=dimensions, normalized=normalized, embedding_type=embedding_type)
         return result[0] if single else result

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mlx_jina.errors import InputError, RemoteEmbedderError
+from mlx_jina.info import ModelInfo
 from mlx_jina.spec import package_spec
 
 EmbedStyle = Literal["jina", "openai"]
@@ -99,16 +100,14 @@ class RemoteEmbedder:
         return 64 * self.concurrency
 
     @property
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ModelInfo:
         if not self.dimensions:
             self._learn_dimensions()
-        return {
-            "model_id": self.served.model_id, "revision": self.served.revision, "folder": None,
-            "layout": f"remote:{self.served.style}", "weights_file": None, "merged_adapter": None,
-            "dimensions": self.dimensions[-1], "matryoshka_dimensions": list(self.dimensions),
-            "max_length": self.max_length, "quantization": self.served.quantization, "dtype": "remote",
-            "tasks": list(self.tasks), "device": self.base_url,
-        }
+        return ModelInfo(
+            model_id=self.served.model_id, revision=self.served.revision, folder=None,
+            layout=f"remote:{self.served.style}", weights_file=None, adapters=(), merged_adapter=None,
+            dimensions=self.dimensions[-1], matryoshka_dimensions=self.dimensions, max_length=self.max_length,
+            quantization=self.served.quantization, dtype="remote", tasks=tuple(self.tasks), device=self.base_url)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts of raw texts, without any task prefix (what chunking budgets)."""

@@ -35,7 +35,7 @@ def test_default_repo_loads_from_cache_at_pinned_revision(hub_cache):
     pin = package_spec().repos[repo].revision
     cache_repo(hub_cache, repo, pin, TINY / "jina-v5-tiny")
     model = mlx_jina.load(repo)
-    assert model.info["revision"] == pin and model.info["layout"] == "hf-adapters"
+    assert model.info.revision == pin and model.info.layout == "hf-adapters"
     assert model.encode(["offline"], task="retrieval.query").shape == (1, 128)
 
 
@@ -43,7 +43,7 @@ def test_per_task_repo_takes_its_task_from_package_toml(hub_cache):
     repo = "jinaai/jina-embeddings-v5-text-small-retrieval"
     cache_repo(hub_cache, repo, package_spec().repos[repo].revision, TINY / "jina-v5-tiny-retrieval")
     model = mlx_jina.load(repo)
-    assert model.info["merged_adapter"] == "retrieval"
+    assert model.info.merged_adapter == "retrieval"
     assert set(model.tasks) == {"retrieval.query", "retrieval.passage"}
 
 
@@ -52,7 +52,7 @@ def test_unpinned_repo_warns_and_uses_main(hub_cache):
     cache_repo(hub_cache, repo, "0" * 40, TINY / "jina-v5-tiny-retrieval-mlx")
     with pytest.warns(UserWarning, match="no pinned revision"):
         model = mlx_jina.load(repo)
-    assert model.info["merged_adapter"] == "clustering" and model.info["revision"] == "main"
+    assert model.info.merged_adapter == "clustering" and model.info.revision == "main"
 
 
 def test_uncached_repo_offline_is_a_clear_error(hub_cache, capsys):
@@ -82,7 +82,7 @@ def test_first_download_shows_the_licence_and_fetches_only_what_is_needed(hub_ca
     ignored = calls[-1][1]
     assert "model.safetensors" in ignored and "model-8bit.safetensors" in ignored  # only the 4-bit file is fetched
     assert "model-4bit.safetensors" not in ignored and "onnx/*" in ignored
-    assert model.info["weights_file"] == "model-4bit.safetensors"
+    assert model.info.weights_file == "model-4bit.safetensors"
 
 
 def test_network_failure_is_a_clear_error(hub_cache, monkeypatch):

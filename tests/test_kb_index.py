@@ -74,7 +74,7 @@ def test_first_index_then_nothing_to_do(kb, notes):
     assert (touched.unchanged, touched.chunks_embedded) == (3, 0)
     status = kb.status()
     assert (status["files"], status["chunks"], status["dimensions"]) == (3, chunks, 128)
-    assert status["model"] == str(Path(kb.embedder.info["model_id"]).resolve())
+    assert status["model"] == str(Path(kb.embedder.info.model_id).resolve())
     assert status["last_index_at"] is not None and status["db_bytes"] > 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlx.core as mx
 import numpy as np
 import pytest
 from conftest import TINY
@@ -23,7 +24,7 @@ def reference(tiny):
 ])
 def test_all_layouts_give_the_same_vectors(reference, folder, layout):
     model = mlx_jina.load(TINY / folder)
-    assert model.info["layout"] == layout
+    assert model.info.layout == layout
     for task, expected in reference.items():
         cos = np.sum(model.encode(QUERY, task=task) * expected, axis=1)
         assert cos.min() >= 0.99999, (folder, task, cos)
@@ -31,7 +32,7 @@ def test_all_layouts_give_the_same_vectors(reference, folder, layout):
 
 def test_merged_checkpoint_refuses_other_tasks():
     model = mlx_jina.load(TINY / "jina-v5-tiny-retrieval")
-    assert model.info["merged_adapter"] == "retrieval"
+    assert model.info.merged_adapter == "retrieval"
     with pytest.raises(InputError, match="not available in this merged checkpoint"):
         model.encode(["x"], task="text-matching")
 
@@ -40,9 +41,10 @@ def test_merged_checkpoint_refuses_other_tasks():
 def test_quantized_base_keeps_all_adapters(tiny, bits, floor):
     """One quantized base serves every task; adapters stay unmerged in float32."""
     quantized = mlx_jina.load(TINY / "jina-v5-tiny", quantize=bits)
-    assert quantized.info["quantization"] == bits
-    bank = quantized.model.layers[0].self_attn.lora["q_proj"]
-    assert bank.a.dtype == bank.b.dtype == mlx_jina.embedder.mx.float32
+    assert quantized.info.quantization == bits
+    q_proj = quantized.model.layers[0].self_attn.q_proj
+    assert q_proj["weight"].dtype == mx.uint32  # the base is quantized ...
+    assert q_proj["lora_a"].dtype == q_proj["lora_b"].dtype == mx.float32  # ... its adapters are not
     for task in quantized.tasks:
         cos = np.sum(quantized.encode(QUERY, task=task) * tiny.encode(QUERY, task=task), axis=1)
         assert cos.min() >= floor, (bits, task, cos)
@@ -51,7 +53,7 @@ def test_quantized_base_keeps_all_adapters(tiny, bits, floor):
 @pytest.mark.parametrize("bits,floor", [(8, 0.999), (4, 0.95)])
 def test_prequantized_per_task_files_are_used(reference, bits, floor):
     model = mlx_jina.load(TINY / "jina-v5-tiny-retrieval-mlx", quantize=bits)
-    assert model.info["weights_file"] == f"model-{bits}bit.safetensors"
-    assert model.info["quantization"] == bits
+    assert model.info.weights_file == f"model-{bits}bit.safetensors"
+    assert model.info.quantization == bits
     cos = np.sum(model.encode(QUERY, task="retrieval.query") * reference["retrieval.query"], axis=1)
     assert cos.min() >= floor, cos

@@ -98,7 +98,7 @@ def test_merged_folder_needs_a_task_name(tmp_path):
     folder = shutil.copytree(TINY / "jina-v5-tiny-retrieval", tmp_path / "my-model")
     with pytest.raises(ModelLoadError, match="pass adapter="):
         mlx_jina.load(folder)
-    assert mlx_jina.load(folder, adapter="retrieval").info["merged_adapter"] == "retrieval"
+    assert mlx_jina.load(folder, adapter="retrieval").info.merged_adapter == "retrieval"
 
 
 def test_not_a_folder_nor_a_hub_id(tmp_path):

@@ -63,8 +63,8 @@ def random_embedder(*, dtype: mx.Dtype = mx.float32, quantize: int | None = None
     adapters = package_spec().adapters
     banks = {}
     for module_path, (fan_in, fan_out) in lora_shapes(args).items():
-        a = mx.random.normal((len(adapters), LORA_RANK, fan_in)) * fan_in**-0.5
-        b = mx.random.normal((len(adapters), fan_out, LORA_RANK)) * (0.1 * LORA_RANK**-0.5)
+        a = mx.random.normal((len(adapters), fan_in, LORA_RANK)) * fan_in**-0.5
+        b = mx.random.normal((len(adapters), LORA_RANK, fan_out)) * (0.1 * LORA_RANK**-0.5)
         banks[module_path] = (a.astype(dtype), b.astype(dtype))
     attach_banks(model, banks)
     mx.eval(model.parameters())

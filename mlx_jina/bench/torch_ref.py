@@ -16,7 +16,7 @@ import numpy as np
 from mlx_jina.bench.workloads import Workload
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import MlxJinaError
-from mlx_jina.model.qwen3 import Projections
+from mlx_jina.model.lora import lora_rank
 from mlx_jina.spec import package_spec
 
 BATCH_SIZE = 32  # SentenceTransformer.encode's default
@@ -43,8 +43,8 @@ def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
         tie_word_embeddings=True, attn_implementation="sdpa")
     base = Qwen3Model(config).float().eval()
     base.load_state_dict({k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}, strict=True)
-    banks = {path: m.lora for path, m in embedder.model.named_modules() if isinstance(m, Projections) and m.lora}
-    rank = next(iter(next(iter(banks.values())).values())).a.shape[1]
+    banks = {path: (m["lora_a"], m["lora_b"]) for path, m in embedder.model.named_modules() if "lora_a" in m}
+    rank = lora_rank(embedder.model)
     lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,  # scale 1: B holds alpha/r
                       target_modules=list(package_spec().lora_targets))
     model = get_peft_model(base, lora, adapter_name=names[0])
@@ -52,13 +52,12 @@ def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
         model.add_adapter(name, lora)
     modules = dict(model.named_modules())
     with torch.no_grad():
-        for path, projections in banks.items():
-            for proj, bank in projections.items():
-                layer = modules[f"base_model.model.{path}.{proj}"]
-                a, b = np.array(bank.a.astype(mx.float32)), np.array(bank.b.astype(mx.float32))
-                for i, name in enumerate(names):
-                    layer.lora_A[name].weight.copy_(torch.from_numpy(a[i]))
-                    layer.lora_B[name].weight.copy_(torch.from_numpy(b[i]))
+        for path, (lora_a, lora_b) in banks.items():
+            layer = modules[f"base_model.model.{path}"]
+            a, b = np.array(lora_a.astype(mx.float32)), np.array(lora_b.astype(mx.float32))
+            for i, name in enumerate(names):  # PEFT stores A [r, in] and B [out, r]
+                layer.lora_A[name].weight.copy_(torch.from_numpy(a[i].T.copy()))
+                layer.lora_B[name].weight.copy_(torch.from_numpy(b[i].T.copy()))
     model.eval()
 
     def run(workload: Workload) -> np.ndarray:

@@ -35,6 +35,7 @@ def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_t
     from mlx_jina.bench.runner import bench_rows, machine, mlx_matmul_gflops
     from mlx_jina.bench.workloads import build_workloads, select
     from mlx_jina.embedder import DEFAULT_BATCH_TOKENS
+    from mlx_jina.model.lora import lora_rank
 
     embedder, weights = _embedder(**model_opts)
     try:
@@ -50,10 +51,9 @@ def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_t
 
         reference = reference_runner(embedder)
         peaks["torch"] = torch_matmul_gflops(args.hidden_size, args.intermediate_size, PEAK_TOKENS)
-    banks = embedder.model.layers[0].self_attn.lora
-    rank = banks["q_proj"].a.shape[1] if banks else None
-    report = {"machine": machine(), "weights": weights, "dtype": embedder.info["dtype"],
-              "quantize": embedder.info["quantization"], "adapter_mode": adapter_mode,
+    rank = lora_rank(embedder.model)
+    report = {"machine": machine(), "weights": weights, "dtype": embedder.info.dtype,
+              "quantize": embedder.info.quantization, "adapter_mode": adapter_mode,
               "batch_tokens": batch_tokens or DEFAULT_BATCH_TOKENS, "repeats": repeats, "warmup": warmup,
               "matmul_peak_gflops": peaks, "timed": "token ids -> pooled vectors (tokenization excluded)"}
     if not as_json:

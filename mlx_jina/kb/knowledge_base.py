@@ -114,14 +114,14 @@ class KnowledgeBase:
         """What this model and size would record; fresh: ignore the database's current binding."""
         info = self.embedder.info
         bound = None if fresh else self.store.binding()
-        dims = self._dimensions if self._dimensions is not None else (bound.dimensions if bound else info["dimensions"])
-        if dims not in info["matryoshka_dimensions"]:
-            sizes = info["matryoshka_dimensions"]
+        dims = self._dimensions if self._dimensions is not None else (bound.dimensions if bound else info.dimensions)
+        if dims not in info.matryoshka_dimensions:
+            sizes = list(info.matryoshka_dimensions)
             raise InputError(f"dimensions={dims} is not a Matryoshka size of this model: {sizes}")
-        model_id = info["model_id"]
+        model_id = info.model_id
         if Path(model_id).expanduser().is_dir():  # local folder: compare by real location
             model_id = str(Path(model_id).expanduser().resolve())
-        return Binding(model_id=model_id, revision=info["revision"], quantization=info["quantization"],
+        return Binding(model_id=model_id, revision=info.revision, quantization=info.quantization,
                        dimensions=dims)
 
     def _bound(self) -> Binding:
@@ -187,7 +187,7 @@ class KnowledgeBase:
         if recorded is None:
             self.store.set_probe_vectors(probes.dumps(fresh))
             return
-        who = f"the embedder ({self.embedder.info['model_id']})"
+        who = f"the embedder ({self.embedder.info.model_id})"
         probes.check(probes.loads(recorded), fresh, db=self.db_path, who=who)
 
     def own_files(self) -> list[Path]:

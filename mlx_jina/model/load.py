@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -174,7 +174,7 @@ def _read_weights(paths: list[Path]) -> tuple[dict[str, mx.array], dict[str, mx.
     weights: dict[str, mx.array] = {}
     for path in paths:
         try:
-            weights.update(mx.load(str(path)))
+            weights.update(cast(dict[str, mx.array], mx.load(str(path))))  # .safetensors: always a dict
         except Exception as exc:  # safetensors parse errors have no common type
             raise ModelLoadError(f"cannot read {path}: {exc}") from exc
     head = {k.removeprefix("lm_head."): v for k, v in weights.items() if k.startswith("lm_head.")}

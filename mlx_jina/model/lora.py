@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -53,7 +53,7 @@ def read_adapter(folder: Path, name: str, shapes: dict[str, tuple[int, int]]) ->
                              f"peft_type={config.get('peft_type')!r} use_dora={config.get('use_dora')!r}")
     scale = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
     try:
-        tensors = mx.load(str(weights_path))
+        tensors = cast(dict[str, mx.array], mx.load(str(weights_path)))  # .safetensors: always a dict
     except Exception as exc:  # safetensors parse errors have no common type
         raise ModelLoadError(f"adapter {name!r}: cannot read {weights_path}: {exc}") from exc
 
@@ -91,8 +91,9 @@ def _targets(config: dict[str, Any], shapes: dict[str, tuple[int, int]]) -> set[
 
 
 def stack_adapters(adapters: list[Adapter], dtype: mx.Dtype) -> dict[str, tuple[mx.array, mx.array]]:
-    """Per module, stack every adapter's (A, s·B) along a leading axis, zero-padding ranks and
-    modules an adapter does not touch (zeros add exactly nothing)."""
+    """Per module, stack every adapter's pair along a leading axis in matmul orientation:
+    Aᵀ [T, in, r] and (s·B)ᵀ [T, r, out], zero-padding ranks and modules an adapter does not touch
+    (zeros add exactly nothing)."""
     rank = max(a.rank for a in adapters)
     modules = sorted({m for a in adapters for m in a.pairs})
     stacked = {}
@@ -103,39 +104,76 @@ def stack_adapters(adapters: list[Adapter], dtype: mx.Dtype) -> dict[str, tuple[
             a, b = adapter.pairs.get(module, (mx.zeros((adapter.rank, some_a.shape[1])),
                                               mx.zeros((some_b.shape[0], adapter.rank))))
             pad = rank - adapter.rank
-            a = mx.pad(a.astype(mx.float32), [(0, pad), (0, 0)])
-            b = mx.pad(b.astype(mx.float32) * adapter.scale, [(0, 0), (0, pad)])
-            a_rows.append(a)
-            b_rows.append(b)
+            a_rows.append(mx.pad(a.astype(mx.float32), [(0, pad), (0, 0)]).T)
+            b_rows.append(mx.pad(b.astype(mx.float32) * adapter.scale, [(0, 0), (0, pad)]).T)
         stacked[module] = (mx.stack(a_rows).astype(dtype), mx.stack(b_rows).astype(dtype))
     return stacked
 
 
-class LoRABank(nn.Module):
-    """The LoRA pairs of all loaded adapters for one projection, stacked: row i is adapter i.
+#: One adapter for the whole batch (int), one per row (int array [B]), or none (base or fused weights).
+AdapterChoice = int | mx.array | None
 
-    a: [T, r, in], b: [T, out, r] with the adapter's alpha/r scale already folded into b.
-    """
 
-    def __init__(self, a: mx.array, b: mx.array):
-        super().__init__()
-        self.a = a
-        self.b = b
+def per_row_lora(x: mx.array, lora_a: mx.array, lora_b: mx.array, rows: mx.array) -> mx.array:
+    """x [B, L, in] -> [B, L, out]: row i through adapter rows[i] of the stacked banks.
+    `mx.gather_mm` indexes the banks inside the matmul; measured 1.3x faster than gathering
+    per-row copies first (benchmarks/lora_per_row.py, BENCHMARKS.md §3)."""
+    return mx.gather_mm(mx.gather_mm(x, lora_a, rhs_indices=rows), lora_b, rhs_indices=rows)
 
-    def __call__(self, x: mx.array, adapter: int | mx.array) -> mx.array:
-        if isinstance(adapter, int):  # shared by the batch: two plain matmuls
-            return (x @ self.a[adapter].T) @ self.b[adapter].T
-        a = self.a[adapter].swapaxes(1, 2)  # [B, in, r]
-        b = self.b[adapter].swapaxes(1, 2)  # [B, r, out]
-        return (x @ a) @ b
+
+def _with_lora(layer: nn.Module, y: mx.array, x: mx.array, adapter: AdapterChoice) -> mx.array:
+    if adapter is None or "lora_a" not in layer:
+        return y
+    lora_a, lora_b = layer["lora_a"], layer["lora_b"]
+    if isinstance(adapter, int):  # shared by the batch: two plain matmuls
+        return y + (x @ lora_a[adapter]) @ lora_b[adapter]
+    return y + per_row_lora(x, lora_a, lora_b, adapter)
+
+
+class LoRALinear(nn.Linear):
+    """nn.Linear that may carry the stacked task adapters (`lora_a` [T, in, r], `lora_b`
+    [T, r, out], scale folded in) and adds the chosen one's term unmerged: y = W x + (x Aᵀ) (s·B)ᵀ.
+    A subclass rather than a wrapper (mlx-lm's LoRALinear wraps), so checkpoint keys stay
+    `...q_proj.weight` and load 1:1; quantizing it keeps the adapters in full precision."""
+
+    def __call__(self, x: mx.array, adapter: AdapterChoice = None) -> mx.array:
+        return _with_lora(self, super().__call__(x), x, adapter)
+
+    def to_quantized(self, group_size: int | None = None, bits: int | None = None, mode: str = "affine",
+                     quantize_input: bool = False) -> nn.Module:
+        if quantize_input:
+            raise ValueError("LoRALinear quantizes weights only")
+        # None = the mode's default, as in nn.Linear.to_quantized (mlx's stub says int)
+        quantized = QuantizedLoRALinear.from_linear(self, group_size, bits, mode)  # type: ignore[arg-type]
+        for name in ("lora_a", "lora_b"):
+            if name in self:
+                quantized[name] = self[name]
+        return quantized
+
+
+class QuantizedLoRALinear(nn.QuantizedLinear):
+    """The quantized base of a LoRALinear; the adapters stay in full precision."""
+
+    def __call__(self, x: mx.array, adapter: AdapterChoice = None) -> mx.array:
+        return _with_lora(self, super().__call__(x), x, adapter)
 
 
 def attach_banks(model: nn.Module, stacked: dict[str, tuple[mx.array, mx.array]]) -> None:
-    """Give each projection (by module path, e.g. "layers.0.self_attn.q_proj") its stacked bank."""
+    """Give each projection (by module path, e.g. "layers.0.self_attn.q_proj") its stacked banks."""
     modules = dict(model.named_modules())
-    for module_path, (a, b) in stacked.items():
-        parent_path, proj = module_path.rsplit(".", 1)
-        modules[parent_path].lora[proj] = LoRABank(a, b)
+    for module_path, (lora_a, lora_b) in stacked.items():
+        layer = modules[module_path]
+        if not isinstance(layer, (LoRALinear, QuantizedLoRALinear)):
+            raise TypeError(f"{module_path} is a {type(layer).__name__}, not a LoRA-carrying linear layer")
+        layer.lora_a, layer.lora_b = lora_a, lora_b
+
+
+def lora_rank(model: nn.Module) -> int | None:
+    """The (padded) rank of the resident adapters, None when there are none."""
+    for _, layer in model.named_modules():
+        if "lora_a" in layer:
+            return int(layer["lora_a"].shape[-1])
+    return None
 
 
 def merged_copy(model: Qwen3Encoder, adapter: int) -> Qwen3Encoder:
@@ -144,13 +182,13 @@ def merged_copy(model: Qwen3Encoder, adapter: int) -> Qwen3Encoder:
     projection copies cost ~1.8 GB in float32 for the real model."""
     if any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules()):
         raise ValueError("cannot merge adapters into a quantized base; use adapter_mode 'shared' or 'per-row'")
-    weights = {k: v for k, v in tree_flatten(model.parameters()) if ".lora." not in k}
-    for path, module in model.named_modules():
-        for proj, bank in getattr(module, "lora", {}).items():
-            key = f"{path}.{proj}.weight"
-            base = weights[key]
-            delta = bank.b[adapter].astype(mx.float32) @ bank.a[adapter].astype(mx.float32)
-            weights[key] = (base.astype(mx.float32) + delta).astype(base.dtype)
+    flat = cast(list[tuple[str, mx.array]], tree_flatten(model.parameters()))
+    weights = {k: v for k, v in flat if not k.endswith((".lora_a", ".lora_b"))}
+    for path, layer in model.named_modules():
+        if "lora_a" in layer:
+            base = weights[f"{path}.weight"]
+            delta = (layer["lora_a"][adapter].astype(mx.float32) @ layer["lora_b"][adapter].astype(mx.float32)).T
+            weights[f"{path}.weight"] = (base.astype(mx.float32) + delta).astype(base.dtype)
     merged = type(model)(model.args)
     merged.load_weights(list(weights.items()), strict=True)
     mx.eval(merged.parameters())

@@ -5,9 +5,9 @@ Follows mlx-lm's `models/qwen3.py` (same module names, so checkpoint keys load 1
   mask is exact for those positions, so no padding mask is needed);
 - a `PrefixCache` lets many rows continue one shared prompt prefix, computed once (the reranker's
   system + instruction + query), instead of each row recomputing it;
-- every projection can add an unmerged LoRA term `s·B(A x)`, chosen per call (`adapter: int`) or per
-  row (`adapter: mx.array[B]`), so one forward pass can mix tasks and the base stays shared
-  (and quantizable) while adapters stay in full precision.
+- every projection is a `LoRALinear` (model/lora.py) that can add an unmerged LoRA term `s·B(A x)`,
+  chosen per call (`adapter: int`) or per row (`adapter: mx.array[B]`), so one forward pass can mix
+  tasks and the base stays shared (and quantizable) while adapters stay in full precision.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_jina.model.lora import LoRABank
+from mlx_jina.model.lora import AdapterChoice, LoRALinear
 
 #: Most attention scores (floats) one SDPA call may hold; longer inputs attend in query blocks,
 #: so a 32K-token text needs ~1 GB for scores instead of 64 GB.
@@ -27,9 +27,6 @@ ATTENTION_SCORE_BUDGET = 1 << 28
 #: scores (MLX's CPU exp runs at ~47 M/s, so softmax dominates): measured 1.4-1.8x faster per
 #: layer at 520-4096 tokens. Metal's fused kernel needs no such help.
 CPU_QUERY_BLOCK = 128
-
-#: One adapter for the whole batch (int), one per row (int32 array [B]), or none (merged checkpoints).
-AdapterChoice = int | mx.array | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ class ModelArgs:
             value = config.get(key)
             if key in config and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 problems.append(f"{key} must be a positive integer, not {value!r}")
-        if problems:
+        if problems or theta is None:
             raise ValueError("config.json: " + "; ".join(problems))
         heads = config["num_attention_heads"]
         return cls(
@@ -122,49 +119,33 @@ class PrefixCache:
         return mx.concatenate([past_k, keys], axis=2), mx.concatenate([past_v, values], axis=2)
 
 
-class Projections(nn.Module):
-    """Base for modules whose projections may carry LoRA banks in `self.lora[name]`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lora: dict[str, LoRABank] = {}
-
-    def project(self, name: str, x: mx.array, adapter: AdapterChoice) -> mx.array:
-        y = getattr(self, name)(x)
-        bank = self.lora.get(name)
-        if bank is None or adapter is None:
-            return y
-        return y + bank(x, adapter)
-
-
-class Attention(Projections):
+class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         d, h, kv = args.head_dim, args.num_attention_heads, args.num_key_value_heads
         self.n_heads, self.n_kv_heads, self.head_dim = h, kv, d
         self.scale = d**-0.5
         self.rope_theta = args.rope_theta
-        self.q_proj = nn.Linear(args.hidden_size, h * d, bias=False)
-        self.k_proj = nn.Linear(args.hidden_size, kv * d, bias=False)
-        self.v_proj = nn.Linear(args.hidden_size, kv * d, bias=False)
-        self.o_proj = nn.Linear(h * d, args.hidden_size, bias=False)
+        self.q_proj = LoRALinear(args.hidden_size, h * d, bias=False)
+        self.k_proj = LoRALinear(args.hidden_size, kv * d, bias=False)
+        self.v_proj = LoRALinear(args.hidden_size, kv * d, bias=False)
+        self.o_proj = LoRALinear(h * d, args.hidden_size, bias=False)
         self.q_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
         self.k_norm = nn.RMSNorm(d, eps=args.rms_norm_eps)
 
     def __call__(self, x: mx.array, adapter: AdapterChoice, cache: PrefixCache | None = None) -> mx.array:
         B, L, _ = x.shape
         offset = cache.offset if cache is not None else 0
-        q = self.q_norm(self.project("q_proj", x, adapter).reshape(B, L, self.n_heads, -1))
-        k = self.k_norm(self.project("k_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1))
-        v = self.project("v_proj", x, adapter).reshape(B, L, self.n_kv_heads, -1)
+        q = self.q_norm(self.q_proj(x, adapter).reshape(B, L, self.n_heads, -1))
+        k = self.k_norm(self.k_proj(x, adapter).reshape(B, L, self.n_kv_heads, -1))
+        v = self.v_proj(x, adapter).reshape(B, L, self.n_kv_heads, -1)
         q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))  # [B, heads, L, D]
         q = mx.fast.rope(q, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=offset)
         k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_theta, scale=1.0, offset=offset)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         o = self.attend(q, k, v)
-        return self.project("o_proj", o.transpose(0, 2, 1, 3).reshape(B, L, -1), adapter)
-
+        return self.o_proj(o.transpose(0, 2, 1, 3).reshape(B, L, -1), adapter)
 
     def attend(self, q: mx.array, k: mx.array, v: mx.array) -> mx.array:
         """Causal SDPA, in query blocks when the full score matrix would be too large (or on the
@@ -186,16 +167,16 @@ class Attention(Projections):
         return mx.concatenate(parts, axis=2)
 
 
-class MLP(Projections):
+class MLP(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.gate_proj = nn.Linear(args.hidden_size, args.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(args.hidden_size, args.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(args.intermediate_size, args.hidden_size, bias=False)
+        self.gate_proj = LoRALinear(args.hidden_size, args.intermediate_size, bias=False)
+        self.up_proj = LoRALinear(args.hidden_size, args.intermediate_size, bias=False)
+        self.down_proj = LoRALinear(args.intermediate_size, args.hidden_size, bias=False)
 
     def __call__(self, x: mx.array, adapter: AdapterChoice) -> mx.array:
-        gated = nn.silu(self.project("gate_proj", x, adapter)) * self.project("up_proj", x, adapter)
-        return self.project("down_proj", gated, adapter)
+        gated = nn.silu(self.gate_proj(x, adapter)) * self.up_proj(x, adapter)
+        return self.down_proj(gated, adapter)
 
 
 class DecoderLayer(nn.Module):

@@ -11,6 +11,7 @@ from mlx_jina.postprocess import finalize
 from mlx_jina.server.requests import EmbedJob
 
 if TYPE_CHECKING:
+    from mlx_jina.info import ModelInfo
     from mlx_jina.kb import Hit
 
 
@@ -40,13 +41,14 @@ def embeddings_body(job: EmbedJob, raw: np.ndarray, *, prompt_tokens: int, model
     }
 
 
-def models_body(info: dict[str, Any], names: tuple[str, ...], created: int) -> dict[str, Any]:
+def models_body(info: ModelInfo, names: tuple[str, ...], created: int) -> dict[str, Any]:
     """OpenAI's model list, with the served model's limits so clients need not hard-code them, and
     what a remote knowledge-base writer records as the model (`model_id`, `revision`)."""
     entry = {
         "id": names[0], "object": "model", "created": created, "owned_by": "mlx-jina", "aliases": list(names[1:]),
-        **{k: info[k] for k in ("model_id", "revision", "dimensions", "matryoshka_dimensions", "max_length", "tasks",
-                                "quantization", "dtype")},
+        "model_id": info.model_id, "revision": info.revision, "dimensions": info.dimensions,
+        "matryoshka_dimensions": list(info.matryoshka_dimensions), "max_length": info.max_length, "tasks": list(info.tasks), "quantization": info.quantization,
+        "dtype": info.dtype,
     }
     if Path(entry["model_id"]).expanduser().is_dir():  # a folder: say where it is, not where the server ran
         entry["model_id"] = str(Path(entry["model_id"]).expanduser().resolve())
