@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from importlib.metadata import version
 
-import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
 import mlx.core as mx
 
+import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
 from mlx_jina.bench.random_weights import LORA_RANK, V5_SMALL_CONFIG
 from mlx_jina.model.qwen3 import ModelArgs, layer_projections
 from mlx_jina.spec import package_spec

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 import mlx_jina
-from conftest import TINY
 from mlx_jina.errors import InputError
 
 TEXTS = ["How fast does light travel?", "Brot backen am Sonntag", "光速"]
