@@ -93,9 +93,9 @@ class OllamaModels:
         return name, None if tag in ("", LATEST) else tag
 
     def details(self) -> dict[str, Any]:
-        quant = self.model.info["quantization"]
+        quant = self.model.info.quantization
         return {"parent_model": "", "format": "safetensors", "family": FAMILY, "families": [FAMILY],
-                "quantization_level": f"Q{quant}" if quant else self.model.info["dtype"].upper()}
+                "quantization_level": f"Q{quant}" if quant else self.model.info.dtype.upper()}
 
     def entry(self, name: str) -> dict[str, Any]:
         return {"name": name, "model": name, "modified_at": self.modified_at, "size": self.size,
@@ -111,9 +111,9 @@ class OllamaModels:
             "parameters": "", "template": "", "details": self.details(),
             "model_info": {
                 "general.architecture": FAMILY, "general.basename": self.names[0],
-                f"{FAMILY}.embedding_length": info["dimensions"], f"{FAMILY}.context_length": info["max_length"],
+                f"{FAMILY}.embedding_length": info.dimensions, f"{FAMILY}.context_length": info.max_length,
                 f"{FAMILY}.pooling_type": "last", "mlx_jina.task": task,
-                "mlx_jina.matryoshka_dimensions": info["matryoshka_dimensions"], "mlx_jina.tasks": info["tasks"],
+                "mlx_jina.matryoshka_dimensions": list(info.matryoshka_dimensions), "mlx_jina.tasks": list(info.tasks),
             },
             "capabilities": ["embedding"], "modified_at": self.modified_at,
         }
