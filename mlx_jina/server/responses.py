@@ -47,11 +47,11 @@ def models_body(info: ModelInfo, names: tuple[str, ...], created: int) -> dict[s
     entry = {
         "id": names[0], "object": "model", "created": created, "owned_by": "mlx-jina", "aliases": list(names[1:]),
         "model_id": info.model_id, "revision": info.revision, "dimensions": info.dimensions,
-        "matryoshka_dimensions": list(info.matryoshka_dimensions), "max_length": info.max_length, "tasks": list(info.tasks), "quantization": info.quantization,
-        "dtype": info.dtype,
+        "matryoshka_dimensions": list(info.matryoshka_dimensions), "max_length": info.max_length,
+        "tasks": list(info.tasks), "quantization": info.quantization, "dtype": info.dtype,
     }
-    if Path(entry["model_id"]).expanduser().is_dir():  # a folder: say where it is, not where the server ran
-        entry["model_id"] = str(Path(entry["model_id"]).expanduser().resolve())
+    if Path(info.model_id).expanduser().is_dir():  # a folder: say where it is, not where the server ran
+        entry["model_id"] = str(Path(info.model_id).expanduser().resolve())
     return {"object": "list", "data": [entry]}
 
 
