@@ -48,16 +48,17 @@ def example_args(db: Path) -> list[str]:
     return args
 
 
-async def session(db: Path, calls: list[tuple[str, dict[str, Any]]]) -> tuple[list[Any], list[Any]]:
-    """Spawn `mlx-jina` with the example config's arguments, list its tools, make the calls."""
-    params = StdioServerParameters(command=sys.executable, args=["-m", "mlx_jina", *example_args(db)])
+async def session(db: Path, calls: list[tuple[str, dict[str, Any]]], *extra: str) -> tuple[list[Any], list[Any]]:
+    """Spawn `mlx-jina` with the example config's arguments (and `extra`), list its tools, make the calls."""
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mlx_jina", *example_args(db), *extra])
     async with Client(params, read_timeout_seconds=60) as client:
         tools = (await client.list_tools()).tools
         return tools, [await client.call_tool(name, args) for name, args in calls]
 
 
 def test_stdio_tools(kb_db: Path, notes: Path, tiny: Embedder) -> None:
-    tools, (found, vector, read, relative, tail, status, bad_k, outside, missing) = asyncio.run(session(kb_db, [
+    tools, (found, vector, read, relative, tail, status, bad_k, outside, missing, no_reranker) = asyncio.run(session(
+            kb_db, [
         ("search", {"query": "shakshuka eggs", "k": 3, "mode": "keyword"}),
         ("search", {"query": "bike chain", "kinds": ["md"], "path": "work/**"}),
         ("get", {"path": str(notes / "work" / "bikes.md"), "max_lines": 2}),
@@ -67,11 +68,13 @@ def test_stdio_tools(kb_db: Path, notes: Path, tiny: Embedder) -> None:
         ("search", {"query": "eggs", "k": 0}),
         ("get", {"path": str(notes / "secret.txt")}),
         ("get", {"path": "../" + notes.name + "/secret.txt"}),
+        ("search", {"query": "eggs", "rerank": True}),
     ]))
     by_name = {t.name: t for t in tools}
     assert set(by_name) == {"search", "get", "status"}
     assert all(t.description and len(t.description) > 60 for t in tools)  # written for a model to read
-    assert set(by_name["search"].input_schema["properties"]) == {"query", "k", "mode", "path", "kinds", "since"}
+    search_args = set(by_name["search"].input_schema["properties"])
+    assert search_args == {"query", "k", "mode", "path", "kinds", "since", "rerank"}
     assert by_name["search"].annotations.read_only_hint is True
 
     [hit] = found.structured_content["hits"][:1]
@@ -91,10 +94,23 @@ def test_stdio_tools(kb_db: Path, notes: Path, tiny: Embedder) -> None:
     assert bad_k.is_error and "k" in bad_k.content[0].text
     for refused in (outside, missing):  # a file next to the notes, and a path that walks out
         assert refused.is_error and "not a note in this index" in refused.content[0].text
+    assert no_reranker.is_error and "--reranker" in no_reranker.content[0].text
+    assert status.structured_content["reranker"] is None
 
 
-def test_cli_refusals(tmp_path: Path, kb_db: Path) -> None:
+def test_stdio_search_reranks_with_reranker(kb_db: Path, tiny: Embedder, tiny_reranker: Any,
+                                            tiny_reranker_path: Path) -> None:
+    query = {"query": "bike chain eggs", "k": 2, "mode": "keyword"}
+    _, (reranked, status) = asyncio.run(session(kb_db, [("search", query | {"rerank": True}), ("status", {})],
+                                                "--reranker", str(tiny_reranker_path)))
+    with mlx_jina.KnowledgeBase(kb_db, model=tiny, reranker=tiny_reranker) as kb:
+        expected = kb.search("bike chain eggs", k=2, mode="keyword", rerank=True)
+    hits = reranked.structured_content["hits"]
+    assert [h["rel"] for h in hits] == [h.rel for h in expected] and len(hits) == 2
+    assert [h["rerank_score"] for h in hits] == pytest.approx([h.rerank_score for h in expected], abs=1e-5)
+    assert status.structured_content["reranker"] == str(tiny_reranker_path)
+
+
+def test_cli_refuses_a_missing_index(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["mcp", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 1 and "no index at" in result.output
-    result = CliRunner().invoke(main, ["mcp", "--db", str(kb_db), "--reranker", "some/reranker"])
-    assert result.exit_code == 2 and "not available" in result.output

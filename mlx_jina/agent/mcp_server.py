@@ -28,6 +28,8 @@ R = TypeVar("R")
 RunOnModel = Callable[[Callable[[], R]], Awaitable[R]]
 
 MAX_K = 50
+RERANK_HELP = ("Reorder the best candidates with the reranker model, which reads the query with each one: "
+               "slower, usually more precise. Only on servers whose `status` names a reranker.")
 INSTRUCTIONS = """\
 Offline search over the user's own notes and files on this computer (markdown, text, code, PDF,
 HTML), indexed by mlx-jina. Use `search` to find relevant passages, then `get` with a hit's path
@@ -40,8 +42,10 @@ class SearchHit(BaseModel):
     rel: str = Field(description="Path relative to the indexed folder it is in.")
     heading: str = Field(description="Heading path of the matching section ('' when the file has none).")
     lines: str = Field(description="The matching section's line range, 'first-last' (1-based, inclusive).")
-    score: float = Field(description="Relevance, higher is better; only comparable within one search.")
-    snippet: str = Field(description="The start of the matching section.")
+    score: float = Field(description="Recall relevance, higher is better; only comparable within one search.")
+    rerank_score: float | None = Field(None, description="With rerank=true: the reranker's probability (0..1) "
+                                                         "that the section answers the query; hits are in its order.")
+    snippet: str = Field(description="The matching part of the section (or its start).")
 
 
 class SearchResults(BaseModel):
@@ -73,8 +77,10 @@ class Status(BaseModel):
     db: str = Field(description="The index file.")
 
 
-def build_server(kb: KnowledgeBase, run: RunOnModel, *, name: str = "mlx-jina", version: str = "") -> MCPServer:
-    """An MCPServer whose tools read `kb` (opened on the thread `run` runs calls on)."""
+def build_server(kb: KnowledgeBase, run: RunOnModel, *, reranker: str | None = None, name: str = "mlx-jina",
+                 version: str = "") -> MCPServer:
+    """An MCPServer whose tools read `kb` (opened on the thread `run` runs calls on). reranker: the
+    name of the reranker `kb` was given, which `search(rerank=true)` then uses; None: no reranking."""
     server = MCPServer(name, version=version, instructions=INSTRUCTIONS, log_level="WARNING")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
 
@@ -96,14 +102,19 @@ def build_server(kb: KnowledgeBase, run: RunOnModel, *, name: str = "mlx-jina", 
                                                              "file extensions (md, py, org).")] = None,
         since: Annotated[str | None, Field(description="Only files modified on or after this ISO date, "
                                                        "e.g. '2026-01-31'.")] = None,
+        rerank: Annotated[bool, Field(description=RERANK_HELP)] = False,
     ) -> SearchResults:
         """Search the user's indexed notes and files on this computer (offline). Returns the best matching
         sections, each with its file path, heading, line range, score and a snippet. Read more of a hit with
         `get(path, from_line=<first line of its lines>)`."""
-        hits = await on_model(kb.search, query, k=k, mode=mode, path=path, kinds=kinds or (), since=since)
+        if rerank and reranker is None:
+            raise ToolError("this server has no reranker (start `mlx-jina mcp` with --reranker); search without rerank")
+        hits = await on_model(kb.search, query, k=k, mode=mode, path=path, kinds=kinds or (), since=since,
+                              rerank=rerank)
         return SearchResults(query=query, mode=mode, hits=[
             SearchHit(path=h.path, rel=h.rel, heading=h.heading, lines=f"{h.start_line}-{h.end_line}",
-                      score=round(h.score, 6), snippet=h.snippet) for h in hits])
+                      score=round(h.score, 6), snippet=h.snippet,
+                      rerank_score=None if h.rerank_score is None else round(h.rerank_score, 6)) for h in hits])
 
     async def get(
         path: Annotated[str, Field(description="The note's path as `search` returned it (absolute), or relative "
@@ -122,7 +133,7 @@ def build_server(kb: KnowledgeBase, run: RunOnModel, *, name: str = "mlx-jina", 
         when = stats["last_index_at"]
         return Status(files=stats["files"], chunks=stats["chunks"], folders=folders,
                       last_indexed=datetime.fromtimestamp(when).isoformat(timespec="seconds") if when else None,
-                      model=stats["model"], dimensions=stats["dimensions"], reranker=None, db=stats["db"])
+                      model=stats["model"], dimensions=stats["dimensions"], reranker=reranker, db=stats["db"])
 
     for tool, title in ((search, "Search notes"), (get, "Read a note"), (status, "Index status")):
         server.add_tool(tool, title=title, annotations=read_only)

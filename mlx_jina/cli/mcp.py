@@ -12,17 +12,18 @@ import click
 
 from mlx_jina.cli import main
 from mlx_jina.cli.kb import db_option
+from mlx_jina.kb.knowledge_base import RERANKER_ENV
 
 
 @main.command()
 @db_option
 @click.option("--model", default=None, show_default="the model the index was built with",
               help="Hub id or local checkpoint folder to embed queries with.")
-@click.option("--reranker", default=None, help="Reranker (hub id or folder) that `search` may use (rerank=true).")
+@click.option("--reranker", envvar=RERANKER_ENV, show_envvar=True, default=None, show_default="none: no reranking",
+              help="Qwen3-Reranker (hub id or folder) that `search` may use (rerank=true), e.g. "
+                   "Qwen/Qwen3-Reranker-0.6B.")
 def mcp(db: Path | None, model: str | None, reranker: str | None) -> None:
     """Serve the knowledge base to agents over MCP on stdin/stdout (tools: search, get, status)."""
-    if reranker is not None:
-        raise click.UsageError("--reranker is not available in this version of mlx-jina")
     from mlx_jina.kb.knowledge_base import default_db_path
 
     path = (db or default_db_path()).resolve()
@@ -36,15 +37,17 @@ def mcp(db: Path | None, model: str | None, reranker: str | None) -> None:
     from mlx_jina.kb import KnowledgeBase
     from mlx_jina.server.worker import ModelWorker
 
-    worker = ModelWorker(functools.partial(KnowledgeBase, path, model=model))
+    worker = ModelWorker(functools.partial(KnowledgeBase, path, model=model, reranker=reranker))
     kb = worker.model
-    server = build_server(kb, worker.run, version=_version())
+    server = build_server(kb, worker.run, reranker=reranker, version=_version())
 
     async def preload() -> None:
-        """Load the embedding model while the client connects, so the first search is not the slow one;
-        if it cannot be loaded, searches say why (and keyword search still works)."""
+        """Load the models while the client connects, so the first search is not the slow one; if one
+        cannot be loaded, the searches that need it say why (and keyword search still works)."""
         with contextlib.suppress(MlxJinaError):
             await worker.run(lambda: kb.embedder if kb.store.binding() else None)
+        with contextlib.suppress(MlxJinaError):
+            await worker.run(lambda: kb.reranker if reranker else None)
 
     async def serve() -> None:
         async with anyio.create_task_group() as tasks:
