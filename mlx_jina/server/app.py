@@ -10,7 +10,7 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,12 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         with client_errors(model.max_length):
             job = parse_embeddings(body, model, names=names, max_inputs=config.max_inputs)
             ids = await run_in_threadpool(model.tokenize, job.texts, job.tasks, truncate=job.truncate)
-        del body
-        raw = await unless_disconnected(request, batcher.embed(ids, job.tasks))
-        return JSONResponse(embeddings_body(job, raw, prompt_tokens=sum(map(len, ids)), model_name=names[0]))
+        vectors = batcher.submit(ids, job.tasks)
+        prompt_tokens = sum(map(len, ids))
+        del body, ids  # held only as the batcher's int32 rows (and within --max-pending-mb) while queued
+        job = replace(job, texts=[])
+        raw = await unless_disconnected(request, vectors)
+        return JSONResponse(embeddings_body(job, raw, prompt_tokens=prompt_tokens, model_name=names[0]))
 
     async def search(request: Request) -> Response:
         assert kb is not None  # the route exists only with a knowledge base

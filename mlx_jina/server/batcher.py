@@ -92,8 +92,13 @@ class MicroBatcher:
         self.stats = BatchStats()
 
     async def embed(self, ids: Sequence[Sequence[int]], tasks: Sequence[str]) -> np.ndarray:
-        """Raw pooled float32 vectors [len(ids), hidden] for these rows, in order. Raises
-        ServerBusy when the queue is full, RequestTooLarge when the request could never fit."""
+        """Raw pooled float32 vectors [len(ids), hidden] for these rows, in order."""
+        return await self.submit(ids, tasks)
+
+    def submit(self, ids: Sequence[Sequence[int]], tasks: Sequence[str]) -> asyncio.Future[np.ndarray]:
+        """Queue these rows (copied, as int32 arrays: the caller may drop its lists) and return the
+        future of their vectors; cancel it to drop the request. Raises ServerBusy when the queue
+        is full, RequestTooLarge when the request could never fit."""
         tokens = sum(len(r) for r in ids)
         if self._max_queued is not None:
             if tokens > self._max_queued:
@@ -109,7 +114,7 @@ class MicroBatcher:
         self.stats.queued_tokens += tokens
         self.stats.queued_requests += 1
         self._arrived.set()
-        return await pending.future
+        return pending.future
 
     async def run(self) -> None:
         """Serve rounds until cancelled. A failing round fails only its own requests."""
