@@ -9,7 +9,9 @@ test waits for a counter of GET /health or for the server to close a socket.
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import openai
 import pytest
 
 from mlx_jina.embedder import Embedder
-from mlx_jina.server.process import ServerProcess, running_server
+from mlx_jina.server.process import SERVE_COMMAND, ServerProcess, free_port, running_server
 
 TOKEN = "file-token-456"
 APP_ORIGIN = "app://obsidian.md"
@@ -189,3 +191,31 @@ def test_back_pressure(server: ServerProcess, client: httpx.Client) -> None:
     big.close()
     wait_for(client, lambda s: s["cancelled"] > before["cancelled"] and s["queued_requests"] == 0)
     assert client.post("/v1/embeddings", json={"input": "still answering"}, headers=AUTH).status_code == 200
+
+
+# ---- stopping -----------------------------------------------------------------------------------
+def test_ctrl_c_on_an_idle_server_stops_it_cleanly(tiny_path: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT, with Python's own handler as in a terminal) after a request: exit 0, one
+    line, no traceback, no abort from MLX's threads (it used to die with SIGABRT at exit)."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([*SERVE_COMMAND, "--model", str(tiny_path), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                assert httpx.post(f"{url}/v1/embeddings", json={"input": "hello"}, timeout=30).status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = log.read_text()
+    assert "mlx-jina serve: stopped" in output and "Traceback" not in output and "terminate called" not in output
