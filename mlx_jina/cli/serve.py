@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from mlx_jina.cli import main
-from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.cli.options import load_from_options, load_reranker_from_options, model_options
 from mlx_jina.errors import InputError
 from mlx_jina.server.config import ServerConfig
 
@@ -50,12 +50,12 @@ def _api_token(ctx: click.Context, token: str | None, token_file: Path | None) -
     return token or None
 
 
-def _open_checked(db: Path, model: Any) -> KnowledgeBase:
+def _open_checked(db: Path, model: Any, reranker: Any = None) -> KnowledgeBase:
     """The knowledge base, read once in full: a broken file stops `serve` now, with its one-line
     reason, instead of failing searches later."""
     from mlx_jina.kb import KnowledgeBase
 
-    kb = KnowledgeBase(db, model=model)
+    kb = KnowledgeBase(db, model=model, reranker=reranker)
     try:
         kb.check()
     except BaseException:
@@ -99,15 +99,19 @@ def _open_checked(db: Path, model: Any) -> KnowledgeBase:
 @click.option("--keep-alive", type=click.FloatRange(min=0, min_open=True), default=_DEFAULTS.keep_alive_s,
               show_default=True, help="Seconds an idle keep-alive connection stays open.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option("--reranker", default=None,
+              help="Also load this Qwen3-Reranker (hub id or folder): POST /v1/rerank, /v1/search \"rerank\": true.")
+@click.option("--reranker-quantize", type=click.Choice(["8", "4"]), default=None, help="Quantize the reranker.")
 @model_options
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, allow_remote: bool, api_token: str | None,
           api_token_file: Path | None, cors_origins: tuple[str, ...], db: Path | None, max_batch_tokens: int | None,
           batch_wait_ms: float, max_inputs: int, max_body_mb: float, max_pending_mb: float, max_queued_tokens: int,
-          header_timeout: float, body_timeout: float, keep_alive: float, access_log: bool, **model_opts: Any) -> None:
+          header_timeout: float, body_timeout: float, keep_alive: float, access_log: bool, reranker: str | None,
+          reranker_quantize: str | None, **model_opts: Any) -> None:
     """Serve embeddings on http://HOST:PORT: POST /v1/embeddings (Jina or OpenAI request),
     GET /v1/models, GET /health, Ollama's /api/embed, /api/tags, /api/show; with --db also
-    POST /v1/search and MCP at /mcp."""
+    POST /v1/search and MCP at /mcp; with --reranker also POST /v1/rerank (Jina/Cohere shape)."""
     from mlx_jina.server.security import check_bind, is_loopback
 
     token = _api_token(ctx, api_token, api_token_file)
@@ -124,7 +128,8 @@ def serve(ctx: click.Context, host: str, port: int, allow_remote: bool, api_toke
 
     worker = ModelWorker(functools.partial(load_from_options, **model_opts))
     try:
-        kb = worker.call(functools.partial(_open_checked, db, worker.model)) if db else None
+        second = worker.call(load_reranker_from_options, reranker, reranker_quantize) if reranker else None
+        kb = worker.call(functools.partial(_open_checked, db, worker.model, second)) if db else None
     except BaseException:
         worker.close()
         raise
@@ -134,7 +139,7 @@ def serve(ctx: click.Context, host: str, port: int, allow_remote: bool, api_toke
                           max_queued_tokens=max_queued_tokens, header_timeout_s=header_timeout,
                           body_timeout_s=body_timeout, keep_alive_s=keep_alive)
     server = uvicorn.Server(uvicorn.Config(
-        create_app(worker, config, kb), host=host, port=port, access_log=access_log,
+        create_app(worker, config, kb, second), host=host, port=port, access_log=access_log,
         http=timed_protocol(header_timeout, body_timeout), timeout_keep_alive=keep_alive))  # type: ignore[arg-type]
     try:
         server.run()

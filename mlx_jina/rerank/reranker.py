@@ -133,7 +133,8 @@ class Reranker:
 
     def _prefix(self, ids: Sequence[int]) -> list[PrefixCache]:
         cache = [PrefixCache() for _ in self.model.layers]
-        self.model(mx.array([list(ids)], dtype=mx.int32), mx.array([len(ids)], dtype=mx.int32), None, cache)
+        row = np.asarray(ids, dtype=np.int32)[None]  # rows may be lists or arrays (the server's batcher)
+        self.model(mx.array(row), mx.array([row.shape[1]], dtype=mx.int32), None, cache)
         mx.eval([(c.keys, c.values) for c in cache])
         return cache
 

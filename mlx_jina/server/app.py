@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,10 +42,14 @@ from mlx_jina.server.disconnect import unless_disconnected
 from mlx_jina.server.errors import ApiError, error_response
 from mlx_jina.server.ollama import OllamaModels, ollama_routes
 from mlx_jina.server.requests import parse_embeddings, parse_search
+from mlx_jina.server.rerank_api import parse_rerank, rerank_body
 from mlx_jina.server.responses import embeddings_body, models_body, search_body
 from mlx_jina.server.security import RETRY_AFTER_S, AccessGuard, SiteGuard
 from mlx_jina.server.worker import ModelWorker, release_memory
 from mlx_jina.spec import package_spec
+
+if TYPE_CHECKING:
+    from mlx_jina.rerank import Reranker
 
 MB = 1024 * 1024
 #: What browsers may send and read cross-site when an origin is allowed (--cors-origin).
@@ -81,8 +85,10 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfig(),
-               kb: KnowledgeBase | None = None) -> Starlette:
-    """The ASGI app. kb: a knowledge base opened on the worker's thread, for POST /v1/search."""
+               kb: KnowledgeBase | None = None, reranker: Reranker | None = None) -> Starlette:
+    """The ASGI app. kb: a knowledge base opened on the worker's thread, for POST /v1/search.
+    reranker: a Qwen3-Reranker loaded on the worker's thread, for POST /v1/rerank and
+    /v1/search's "rerank": true."""
     model = worker.model
     names = served_names(model)
     created = int(time.time())
@@ -115,13 +121,42 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
         body = await read_json(request, max_body)
         with client_errors(model.max_length):
             job = parse_search(body)
+            if job.rerank and reranker is None:
+                raise InputError("this server has no reranker: start it with `mlx-jina serve --reranker MODEL`")
             hits = await worker.run(functools.partial(
                 kb.search, job.query, k=job.k, mode=job.mode, path=job.path, kinds=job.kinds, since=job.since,
-                per_doc=job.per_doc))
+                per_doc=job.per_doc, rerank=job.rerank, candidates=job.candidates, instruction=job.instruction))
         return JSONResponse(search_body(job.query, hits))
+
+    rerank_names = tuple(dict.fromkeys([Path(reranker.model_id).name, reranker.model_id])) if reranker else ()
+
+    def score_round(rows: list[Any], groups: list[str]) -> Any:
+        assert reranker is not None
+        return reranker.score_ids(rows, groups, batch_tokens=batch_tokens)[:, None]  # the batcher's [rows, 1]
+
+    rerank_batcher = None if reranker is None else MicroBatcher(
+        lambda rows, groups: worker.run(score_round, rows, groups), max_batch_tokens=batch_tokens,
+        max_wait_s=config.batch_wait_ms / 1000,
+        max_queued_tokens=config.max_queued_tokens, on_idle=after_large_work)
+
+    async def rerank(request: Request) -> Response:
+        assert reranker is not None and rerank_batcher is not None  # the route exists only with a reranker
+        body = await read_json(request, max_body)
+        with client_errors(reranker.max_length):
+            job = parse_rerank(body, reranker, names=rerank_names,
+                               max_documents=min(config.max_inputs, reranker.spec.max_documents))
+            prompts = await run_in_threadpool(reranker.prompts.build, job.query, job.documents,
+                                              instruction=job.instruction, truncate=job.truncate)
+        del body
+        group = str(id(job))  # rows of one request share a prompt prefix: one cache per request
+        scores = (await unless_disconnected(request, rerank_batcher.embed([p.ids for p in prompts],
+                                                                          [group] * len(prompts))))[:, 0]
+        return JSONResponse(rerank_body(job, scores, [p.truncated for p in prompts], model_name=rerank_names[0],
+                                        total_tokens=sum(len(p.ids) for p in prompts)))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": names[0], "search": kb is not None,
+                             "rerank": rerank_names[0] if rerank_names else None,
                              "batching": asdict(batcher.stats), "client_disconnects": request.app.state.disconnects})
 
     async def models(request: Request) -> Response:
@@ -143,6 +178,8 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
                               functools.partial(read_json, limit=max_body), max_inputs=config.max_inputs),
     ]
     mcp_session: Callable[[], Any] = contextlib.nullcontext
+    if reranker is not None:
+        routes.append(Route("/v1/rerank", rerank, methods=["POST"]))
     if kb is not None:
         routes.append(Route("/v1/search", search, methods=["POST"]))
         from mlx_jina.agent.mcp_server import build_server, http_routes  # the mcp SDK: only with a KB
@@ -153,14 +190,15 @@ def create_app(worker: ModelWorker[Embedder], config: ServerConfig = ServerConfi
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(batcher.run())
+        tasks = [asyncio.create_task(b.run()) for b in (batcher, rerank_batcher) if b is not None]
         try:
             async with mcp_session():
                 yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = Starlette(
         routes=routes,

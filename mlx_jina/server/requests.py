@@ -131,10 +131,14 @@ class SearchJob:
     kinds: tuple[str, ...]
     since: str | float | None  # ISO date or POSIX time
     per_doc: int
+    rerank: bool = False  # recall `candidates`, return the reranker's k best (needs serve --reranker)
+    candidates: int | None = None
+    instruction: str | None = None  # the reranker's task
 
 
 def parse_search(body: Any) -> SearchJob:
-    """{"query", "k": 10, "mode": "hybrid", "path": null, "kinds": [], "since": null, "per_doc": 2}."""
+    """{"query", "k": 10, "mode": "hybrid", "path": null, "kinds": [], "since": null, "per_doc": 2,
+    "rerank": false, "candidates": null, "instruction": null}."""
     if not isinstance(body, dict):
         raise InputError(f"the request body must be a JSON object, not {type(body).__name__}")
     query = body.get("query")
@@ -150,5 +154,9 @@ def parse_search(body: Any) -> SearchJob:
     since = body.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, (str, int, float))):
         raise InputError(f"since must be an ISO date string or a POSIX time, not {since!r}")
+    rerank = _optional(body, "rerank", bool, False)
+    candidates = body.get("candidates")
+    if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int)):
+        raise InputError(f"candidates must be an integer or null, not {candidates!r}")
     return SearchJob(query, k, _optional(body, "mode", str, "hybrid"), _optional(body, "path", str, None),
-                     tuple(kinds), since, per_doc)
+                     tuple(kinds), since, per_doc, rerank, candidates, _optional(body, "instruction", str, None))
