@@ -139,8 +139,8 @@ def load_checkpoint(
 
 def _check_finite(model: nn.Module, source: Path) -> None:
     """NaN or inf in any weight would make every vector NaN: refuse at load (one pass, on the device)."""
-    floats = [(name, a) for name, a in tree_flatten(model.parameters())
-              if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating)]
+    flat = cast(list[tuple[str, mx.array]], tree_flatten(model.parameters()))
+    floats = [(name, a) for name, a in flat if isinstance(a, mx.array) and mx.issubdtype(a.dtype, mx.floating)]
     finite = [mx.all(mx.isfinite(a)) for _, a in floats]
     mx.eval(finite)
     bad = [name for (name, _), ok in zip(floats, finite) if not ok.item()]
