@@ -1,13 +1,13 @@
 """Per-row LoRA kernels at the real v5-small shapes: what one decoder layer's seven LoRA terms
 cost when every row of a batch picks its own adapter, two ways.
 
-    python -m benchmarks.lora_per_row [--rounds 11]
+    python -m benchmarks.lora_per_row [--rounds 7]
 
 - take + matmul: gather each row's (A, B) pair into [B, in, r] / [B, r, out] copies, then two
   batched matmuls (mlx_jina before this benchmark);
 - gather_mm: `mx.gather_mm` indexes the stacked banks inside the matmul, no copies (what mlx-lm
   uses for switch layers).
-The winner is `mlx_jina.model.lora.per_row_lora`. For scale, the same table shows the layer's seven
+The package's choice is `mlx_jina.model.lora.per_row_lora` (gather_mm). For scale, the same table shows the layer's seven
 base projections alone and the shared-adapter term (one adapter for the batch). Methods run
 interleaved within each round; medians over rounds (BENCHMARKS.md §3).
 """

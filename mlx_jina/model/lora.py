@@ -116,8 +116,9 @@ AdapterChoice = int | mx.array | None
 
 def per_row_lora(x: mx.array, lora_a: mx.array, lora_b: mx.array, rows: mx.array) -> mx.array:
     """x [B, L, in] -> [B, L, out]: row i through adapter rows[i] of the stacked banks.
-    `mx.gather_mm` indexes the banks inside the matmul; measured 1.3x faster than gathering
-    per-row copies first (benchmarks/lora_per_row.py, BENCHMARKS.md §3)."""
+    `mx.gather_mm` indexes the banks inside the matmul, with no per-row copies; on this CPU it
+    measured 0.65-2.3x the speed of gathering copies first, no consistent winner
+    (benchmarks/lora_per_row.py, BENCHMARKS.md §3)."""
     return mx.gather_mm(mx.gather_mm(x, lora_a, rhs_indices=rows), lora_b, rhs_indices=rows)
 
 
