@@ -7,9 +7,9 @@ cost when every row of a batch picks its own adapter, two ways.
   batched matmuls (mlx_jina before this benchmark);
 - gather_mm: `mx.gather_mm` indexes the stacked banks inside the matmul, no copies (what mlx-lm
   uses for switch layers).
-The package's choice is `mlx_jina.model.lora.per_row_lora` (gather_mm). For scale, the same table shows the layer's seven
-base projections alone and the shared-adapter term (one adapter for the batch). Methods run
-interleaved within each round; medians over rounds (BENCHMARKS.md §3).
+The package's choice is `mlx_jina.model.lora.per_row_lora` (gather_mm). For scale, the table also
+shows the layer's seven base projections alone and the shared-adapter term (one adapter for the
+batch). Methods run interleaved within each round; medians over rounds (BENCHMARKS.md §3).
 """
 
 from __future__ import annotations
