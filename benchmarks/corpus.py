@@ -194,11 +194,11 @@ def build_store(path: Path, texts: list[str], floats: np.ndarray, per_doc: int =
     bits, int8 = vectors.encode(floats)
     start = time.perf_counter()
     for d in range(0, len(texts), per_doc):
-        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).hexdigest(),
+        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).digest(),
                            bits[i], int8[i]) for i in range(d, min(d + per_doc, len(texts)))]
         store.write_document(path=f"/bench/doc{d // per_doc}.md", root="/bench",
                              rel=f"doc{d // per_doc}.md", kind="markdown", language=None,
-                             content_hash=str(d), size=1, mtime=0.0, chunks=chunks)
+                             content_hash=str(d).encode(), size=1, mtime=0.0, chunks=chunks)
     rate = len(texts) / (time.perf_counter() - start)
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     first, last = store.conn.execute("SELECT min(id), max(id) FROM chunks").fetchone()

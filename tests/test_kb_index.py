@@ -106,7 +106,8 @@ def test_copy_of_a_file_is_embedded_with_its_own_path_as_context(kb, notes):
     shutil.copy(notes / "work" / "login.md", notes / "home" / "login.md")
     report = kb.index(notes)
     copied = kb.store.conn.execute(
-        "SELECT c.text FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.rel = 'home/login.md'").fetchall()
+        "SELECT c.header || c.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "WHERE d.rel = 'home/login.md'").fetchall()
     assert report.added == 1 and report.chunks_embedded == len(copied) >= 2
     assert all(text.startswith("home/login.md") for (text,) in copied)  # the header names the folder too
     assert counts(kb)[0] == 4

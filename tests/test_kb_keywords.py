@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def _v1_database(path: Path, texts: list[str]) -> None:
     conn.execute("INSERT INTO documents VALUES (1, '/n/a.md', '/n', 'a.md', 'markdown', NULL, 'h', 1, 1.0, 1.0)")
     bits, int8 = vectors.encode(np.eye(len(texts), 64, dtype=np.float32))
     for i, text in enumerate(texts):
-        conn.execute("INSERT INTO chunks VALUES (?, 1, ?, '', 1, 1, ?, ?, ?)", (i + 1, i, text, text, f"t{i}"))
+        conn.execute("INSERT INTO chunks VALUES (?, 1, ?, '', 1, 1, ?, ?, ?)",
+                     (i + 1, i, f"a.md\n\n{text}", text, hashlib.sha256(f"a.md\n\n{text}".encode()).hexdigest()))
         conn.execute("INSERT INTO chunks_vec VALUES (?, vec_bit(?), ?)", (i + 1, bits[i], int8[i]))
     conn.close()
 
@@ -163,6 +165,9 @@ def test_migration_rebuilds_the_keyword_index_without_touching_vectors(tmp_path,
                                "ORDER BY 1").fetchall()  # schema 3: out of vec0 into plain tables, unchanged
     assert moved == before
     assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
+    texts = ["上周我们把用户数据库迁移到了PostgreSQL", "The login bug, fixed."]  # schema 4: text once, binary hashes
+    assert store.conn.execute("SELECT header, body, text_hash FROM chunks ORDER BY id").fetchall() == [
+        ("a.md\n\n", t, hashlib.sha256(f"a.md\n\n{t}".encode()).digest()) for t in texts]
     assert [h.chunk_id for h in search(store, "迁移", None, mode="keyword")] == [1]
     assert [h.chunk_id for h in search(store, "fixes", None, mode="keyword")] == [2]
     assert [h.chunk_id for h in search(store, "unused", np.eye(2, 64, dtype=np.float32)[1], k=1, mode="vector")] == [2]

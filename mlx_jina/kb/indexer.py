@@ -65,10 +65,10 @@ class IndexReport:
 @dataclass
 class _Pending:
     entry: FileEntry
-    content_hash: str
+    content_hash: bytes
     stored: StoredDoc | None
     chunks: list[Any] = field(default_factory=list)
-    hashes: list[str] = field(default_factory=list)  # sha256 of each chunk's text
+    hashes: list[bytes] = field(default_factory=list)  # sha256 of each chunk's text
     kind: str = ""
     language: str | None = None
 
@@ -118,7 +118,7 @@ class Indexer:
                 report.unchanged += 1
                 continue
             try:
-                digest = hashlib.sha256(read_bytes(item.path)).hexdigest()
+                digest = hashlib.sha256(read_bytes(item.path)).digest()
             except UnreadableFile as exc:
                 report.skipped.append({"path": item.rel, "reason": exc.reason})
                 continue
@@ -172,7 +172,7 @@ class Indexer:
         from tqdm import tqdm
 
         bar = _Progress(tqdm(total=len(pending), unit="file", desc="indexing", disable=not progress, leave=False))
-        writer: Writer[tuple[list[_Pending], dict[str, tuple[bytes, bytes]]]] = Writer(
+        writer: Writer[tuple[list[_Pending], dict[bytes, tuple[bytes, bytes]]]] = Writer(
             lambda items: self._write_batches(root, items, report, bar))
         try:
             for batch in ahead(self._batches(pending, present, report, bar)):
@@ -220,7 +220,7 @@ class Indexer:
             return found if found is not None else self.embedder.count_tokens([piece])[0]
         return count
 
-    def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[str, tuple[bytes, bytes]]:
+    def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[bytes, tuple[bytes, bytes]]:
         """Vectors for every chunk of the batch: stored ones reused, the rest embedded now."""
         hashes = [h for p in batch for h in p.hashes]
         known = self.store.vectors_for(hashes)
@@ -234,7 +234,7 @@ class Indexer:
         report.chunks_reused += len(hashes) - len(todo)
         return known
 
-    def _write_batches(self, root: Path, items: list[tuple[list[_Pending], dict[str, tuple[bytes, bytes]]]],
+    def _write_batches(self, root: Path, items: list[tuple[list[_Pending], dict[bytes, tuple[bytes, bytes]]]],
                        report: IndexReport, bar: _Progress) -> None:
         """Write every file of the queued batches in one transaction (each file whole, or none)."""
         self.store.write_documents([
@@ -266,6 +266,6 @@ class _Progress:
                 self.bar.set_postfix(**postfix)
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _sha(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
 

@@ -1,12 +1,14 @@
 """The database layout, versioned with PRAGMA user_version; MIGRATIONS[i] takes version i to i+1.
 
-Tables: meta (model binding, last index, `vectors_token`), documents, chunks, chunks_fts
-(contentless FTS5 over chunk headings and bodies as `keywords.index_text` rewrites them, kept in step
-by triggers that call it), chunk_codes (each chunk's sign bits and its document, what the
-in-process Hamming index is built from) and chunk_int8 (the rescoring vectors, read by rowid). Both
-vector tables are plain tables of sqlite-vec blobs, so the database stays searchable with plain SQL
-through sqlite-vec's functions (README); they replaced a vec0 table whose full scan (needed to
-build the index) ran at ~130 us/row and whose IN lookups of 1,000 ids took 8x a plain table's.
+Tables: meta (model binding, last index, `vectors_token`), documents, chunks (a chunk keeps its
+context `header` and its `body`: the embedded text is header + body), chunks_fts (contentless FTS5
+over chunk headings and bodies as `keywords.index_text` rewrites them, kept in step by triggers
+that call it), chunk_codes (each chunk's sign bits and its document, what the in-process Hamming
+index is built from) and chunk_int8 (the rescoring vectors, read by rowid). Both vector tables are
+plain tables of sqlite-vec blobs, so the database stays searchable with plain SQL through
+sqlite-vec's functions (README); they replaced a vec0 table whose full scan (needed to build the
+index) ran at ~130 us/row and whose IN lookups of 1,000 ids took 8x a plain table's. Hashes are
+sha256 digests as 32-byte blobs.
 """
 
 from __future__ import annotations
@@ -42,6 +44,26 @@ def _plain_vector_tables(conn: Any) -> None:
         conn.execute("INSERT INTO chunk_int8(chunk_id, int8) SELECT chunk_id, rescore FROM chunks_vec")
         conn.execute("DROP TABLE chunks_vec")
     conn.execute(NEW_VECTORS_TOKEN)
+
+
+def _unhex(value: Any) -> Any:
+    """A hex digest as its bytes; anything else (not written by mlx-jina) unchanged."""
+    try:
+        return bytes.fromhex(value) if isinstance(value, str) and len(value) == 64 else value
+    except ValueError:
+        return value
+
+
+def _lean_chunks(conn: Any) -> None:
+    """3 -> 4: each chunk's text stored once (the embedded text was the header plus a second copy of
+    the body; now `header` alone) and sha256 hashes as 32-byte blobs instead of 64 hex characters."""
+    conn.create_function("mlx_jina_unhex", 1, _unhex, deterministic=True)
+    conn.execute("ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT ''")
+    conn.execute("UPDATE chunks SET header = CASE WHEN substr(text, length(text) - length(body) + 1) = body "
+                 "THEN substr(text, 1, length(text) - length(body)) ELSE text END, "
+                 "text_hash = mlx_jina_unhex(text_hash)")
+    conn.execute("ALTER TABLE chunks DROP COLUMN text")
+    conn.execute("UPDATE documents SET content_hash = mlx_jina_unhex(content_hash)")
 
 
 Migration = tuple[str, ...] | Callable[[Any], None]
@@ -100,6 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "FROM chunks",
     ),
     _plain_vector_tables,  # 2 -> 3
+    _lean_chunks,  # 3 -> 4
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # What a migration step with work to do tells the user, by the version it reaches.
@@ -108,6 +131,7 @@ NOTICES = {
        "Korean and Thai words can be found (no re-embedding; this runs once)",
     3: "moving the vectors of {chunks} chunks out of the sqlite-vec vec0 table into plain tables "
        "(no re-embedding; this runs once)",
+    4: "storing the text of {chunks} chunks once instead of twice (no re-embedding; this runs once)",
 }
 
 

@@ -44,7 +44,7 @@ class Binding:
 class StoredDoc:
     id: int
     path: str
-    content_hash: str
+    content_hash: bytes  # sha256 of the file's bytes
     size: int
     mtime: float
 
@@ -59,7 +59,7 @@ class NewChunk:
     end_line: int
     text: str
     body: str
-    text_hash: str
+    text_hash: bytes  # sha256 of `text`
     bits: bytes
     rescore: bytes
 
@@ -265,14 +265,14 @@ class Store:
         ).fetchone()
         return StoredDoc(row[0], from_sql(row[1]), *row[2:]) if row else None
 
-    def vectors_for(self, text_hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes]]:
+    def vectors_for(self, text_hashes: Sequence[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
         """Stored (bits, rescore) of chunks whose embedded text hashes match: reused, not re-embedded."""
-        found: dict[str, tuple[bytes, bytes]] = {}
+        found: dict[bytes, tuple[bytes, bytes]] = {}
         with self._lock:  # the index run's writer thread shares the connection
             self._find_vectors(dict.fromkeys(text_hashes), found)
         return found
 
-    def _find_vectors(self, text_hashes: Iterable[str], found: dict[str, tuple[bytes, bytes]]) -> None:
+    def _find_vectors(self, text_hashes: Iterable[bytes], found: dict[bytes, tuple[bytes, bytes]]) -> None:
         for text_hash in text_hashes:
             row = self.conn.execute(
                 "SELECT k.bits, i.int8 FROM chunks c JOIN chunk_codes k ON k.chunk_id = c.id "
@@ -283,7 +283,7 @@ class Store:
 
     # ---- writes: one transaction each ------------------------------------------------------
     def write_document(self, *, path: str, root: str, rel: str, kind: str, language: str | None,
-                       content_hash: str, size: int, mtime: float, chunks: Sequence[NewChunk]) -> None:
+                       content_hash: bytes, size: int, mtime: float, chunks: Sequence[NewChunk]) -> None:
         """Replace a document's row and all its chunks, FTS rows and vectors."""
         db_path = to_sql(path)
         with self.transaction() as conn:
@@ -301,9 +301,9 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*values, db_path)).lastrowid
             for c in chunks:
                 chunk_id = conn.execute(
-                    "INSERT INTO chunks(doc_id, seq, heading, start_line, end_line, text, body, text_hash) "
+                    "INSERT INTO chunks(doc_id, seq, heading, start_line, end_line, header, body, text_hash) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (doc_id, c.seq, c.heading, c.start_line, c.end_line, c.text, c.body, c.text_hash),
+                    (doc_id, c.seq, c.heading, c.start_line, c.end_line, _header(c), c.body, c.text_hash),
                 ).lastrowid
                 conn.execute("INSERT INTO chunk_codes(chunk_id, doc_id, bits) VALUES (?, ?, ?)",
                              (chunk_id, doc_id, c.bits))
@@ -352,6 +352,11 @@ class Store:
             else None, "codec": meta.get("codec"), "db_bytes": size,
             "last_index_at": float(meta["last_index_at"]) if "last_index_at" in meta else None,
         }
+
+
+def _header(chunk: NewChunk) -> str:
+    """What the embedded text adds before the body (stored instead of a second copy of the body)."""
+    return chunk.text[: len(chunk.text) - len(chunk.body)] if chunk.text.endswith(chunk.body) else chunk.text
 
 
 def _check_dimensions(dimensions: int) -> None:
