@@ -24,6 +24,11 @@ from mlx_jina.kb import keywords
 
 BACKENDS = ("sqlite3", "sqlean", "pysqlite3.dbapi2")
 BACKEND_ENV = "MLX_JINA_SQLITE"
+#: Page size of new database files (existing ones keep theirs). At 1024-d a chunk's int8 row is
+#: ~1 KB: 4 KiB pages hold 3 (340 B/chunk wasted), 8 KiB pages 7 (140 B). Measured, 20k chunks at
+#: 1024-d: 1,963 -> 1,758 B/chunk, for +0.9 ms CPU per 1,000 rescored rows (16 KiB: 1,685 B, +1.9 ms).
+PAGE_SIZE = 8192
+
 _ALIASES = {"sqlite3": "sqlite3", "sqlean": "sqlean", "pysqlite3": "pysqlite3.dbapi2"}
 
 
@@ -114,6 +119,7 @@ def connect(path: str | Path, *, timeout: float = 30.0, readonly: bool = False) 
                                                                                    timeout=timeout)
     keywords.register(conn)
     if not readonly:
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # new files only: see PAGE_SIZE
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
