@@ -107,12 +107,12 @@ def build_both(folder: Path, texts: list[str]) -> dict[str, tuple[Store, float]]
     for store in stores.values():
         store.bind(Binding(model_id="bench", revision=None, quantization=None, dimensions=DIMS))
     for d in range(0, len(texts), PER_DOC):
-        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).hexdigest(),
+        chunks = [NewChunk(i - d, "", 1, 1, texts[i], texts[i], hashlib.sha256(texts[i].encode()).digest(),
                            bits[i], int8[i]) for i in range(d, min(d + PER_DOC, len(texts)))]
         for name in (list(stores) if d % 20 else list(stores)[::-1]):
             start = time.perf_counter()
             stores[name].write_document(path=f"/bench/doc{d}.md", root="/bench", rel=f"doc{d}.md", kind="markdown",
-                                        language=None, content_hash=str(d), size=1, mtime=0.0, chunks=chunks)
+                                        language=None, content_hash=str(d).encode(), size=1, mtime=0.0, chunks=chunks)
             spent[name] += time.perf_counter() - start
     for store in stores.values():
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -318,3 +319,32 @@ def test_no_tracebacks_in_server_log(client: httpx.Client, server: ServerProcess
 def test_non_loopback_bind_is_refused(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["serve", *args, "--model", "/nonexistent"], env={"MLX_JINA_API_TOKEN": ""})
     assert result.exit_code == 2 and message in result.output
+
+
+def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProcess, kb_db: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a server up, `mlx-jina search` gets the same hits without loading the model; a server
+    that cannot serve (here: a wrong token) or --no-server falls back to embedding in-process."""
+    from mlx_jina import embedder as embedder_module
+
+    def search(*flags: str) -> tuple[list[dict[str, Any]], str]:
+        result = CliRunner().invoke(main, ["search", "spiced tomato eggs", "--db", str(kb_db), "--mode", "hybrid",
+                                           "--json", "--verbose", *flags])
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        return [json.loads(line) for line in lines], result.stderr
+
+    monkeypatch.setenv("MLX_JINA_SERVER", server.url)
+    monkeypatch.setenv("MLX_JINA_API_TOKEN", "wrong")
+    local, note = search()
+    assert "embedding in-process" in note
+    monkeypatch.setenv("MLX_JINA_API_TOKEN", TOKEN)
+    loads: list[object] = []
+    real_load = embedder_module.load
+    monkeypatch.setattr(embedder_module, "load", lambda *a, **kw: loads.append(a) or real_load(*a, **kw))
+    remote, note = search()
+    assert "query embedded by the server" in note and loads == []  # no model loaded in this process
+    assert [(h["chunk_id"], round(h["score"], 5)) for h in remote] == [(h["chunk_id"], round(h["score"], 5))
+                                                                     for h in local]
+    _, note = search("--no-server")
+    assert "--no-server" in note

@@ -8,7 +8,9 @@ the Hugging Face cache, no network) the bundled tiny checkpoint is used, with a 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,8 @@ from mlx_jina.cli.options import (
 from mlx_jina.cli.signals import interrupt_safely
 from mlx_jina.errors import ModelLoadError
 from mlx_jina.spec import package_spec
+from mlx_jina.cli.serve import TOKEN_ENV
+from mlx_jina.server.config import LOCAL_URL, SERVER_ENV
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
@@ -204,13 +208,19 @@ def remove(paths: tuple[Path, ...], as_json: bool, db: Path | None) -> None:
 @click.option("--candidates", type=int, default=None,
               help=f"Hits recalled before reranking (default: max(k, {package_spec().reranker.default_candidates})).")
 @click.option("--instruction", default=None, help="The reranker's task (default: the model card's web-search one).")
+@click.option("--server/--no-server", "use_server", default=True, show_default=True,
+              help=f"Embed the query through a running `mlx-jina serve` (${SERVER_ENV}, default {LOCAL_URL}; "
+                   f"${TOKEN_ENV} if it needs a token) when it serves the index's model, instead of loading "
+                   "the model here.")
+@click.option("-v", "--verbose", is_flag=True, help="Say how the query was embedded and how long each step took.")
 @db_option
 @model_options
 @remote_options
 @reranker_options
 def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[str, ...], since: datetime | None,
            per_doc: int, as_json: bool, rerank: bool, candidates: int | None, instruction: str | None,
-           db: Path | None, reranker: str, reranker_quantize: str | None, **model_opts: Any) -> None:
+           use_server: bool, verbose: bool, db: Path | None, reranker: str, reranker_quantize: str | None,
+           **model_opts: Any) -> None:
     """Search the index for QUERY. Without --model, queries use the model the index was built
     with; keyword mode needs no model. With --embed-url the query is embedded by that server. With
     --rerank, each hit shows its recall score and its rerank score (P(relevant), 0..1)."""
@@ -229,9 +239,25 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
             else:
                 click.secho("warning: this index was built with the bundled tiny test checkpoint: vector scores are "
                             "NOT semantically meaningful.", err=True, fg="yellow")
+        from mlx_jina.kb import local_server
+
+        start = time.perf_counter()
+        vector, note = None, "keyword mode: no query embedding"
+        bound = kb.store.binding()
+        if mode != "keyword" and model is None and bound is not None:
+            note = "--no-server: embedding in-process"
+            if use_server:
+                vector, note = local_server.embed_query(local_server.server_url(), query, bound,
+                                                        token=os.environ.get(TOKEN_ENV))
+        elif remote is not None:
+            note = "--embed-url: embedding through that server"
+        embedded = time.perf_counter()
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
                          since=since, per_doc=per_doc, rerank=rerank, candidates=candidates,
-                         instruction=instruction)
+                         instruction=instruction, query_vector=vector)
+        if verbose:
+            click.echo(f"{note}; server probe {(embedded - start) * 1e3:.0f} ms, search (with any model load and "
+                       f"in-process embedding) {(time.perf_counter() - embedded) * 1e3:.0f} ms", err=True)
     from mlx_jina.kb.paths import printable
 
     for rank, hit in enumerate(hits, 1):

@@ -13,12 +13,11 @@ from click.core import ParameterSource
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, load_reranker_from_options, model_options
 from mlx_jina.errors import InputError
-from mlx_jina.server.config import ServerConfig
+from mlx_jina.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 if TYPE_CHECKING:
     from mlx_jina.kb import KnowledgeBase
 
-DEFAULT_PORT = 8765
 TOKEN_ENV = "MLX_JINA_API_TOKEN"
 _DEFAULTS = ServerConfig()
 
@@ -65,7 +64,7 @@ def _open_checked(db: Path, model: Any, reranker: Any = None) -> KnowledgeBase:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
               help="Address to listen on. Anything but loopback needs --allow-remote and an API token.")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host (other machines can connect).")

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from platformdirs import user_data_path
 
 from mlx_jina.errors import InputError
@@ -199,12 +200,15 @@ class KnowledgeBase:
     @_db_errors
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", path: str | None = None,
                kinds: Iterable[str] = (), since: float | str | date | None = None, per_doc: int = 2,
-               rerank: bool = False, candidates: int | None = None, instruction: str | None = None) -> list[Hit]:
+               rerank: bool = False, candidates: int | None = None, instruction: str | None = None,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
         """Ranked hits for `query`. mode: hybrid | vector | keyword. path: glob on the file's path
         (relative to its indexed folder, or absolute). kinds: markdown/code/pdf/... or extensions.
         since: only files modified at or after this date (ISO string, date or POSIX time).
         rerank: recall `candidates` hits (default max(k, 30)), then return the reranker's k best,
-        each with its recall `score` and its `rerank_score`; instruction: the reranker's task."""
+        each with its recall `score` and its `rerank_score`; instruction: the reranker's task.
+        query_vector: the query's embedding made elsewhere (a running server, see kb/local_server.py)
+        with the index's model, query task and size; then no model is loaded here."""
         if not isinstance(query, str):
             raise InputError(f"the query must be a string, not {type(query).__name__}")
         if not query.strip():
@@ -218,13 +222,18 @@ class KnowledgeBase:
             candidates = max(k, spec.default_candidates) if candidates is None else candidates
             check_candidates(candidates, k, spec.max_documents)
             recalled = self.search(query, k=candidates, mode=mode, path=path, kinds=kinds, since=since,
-                                   per_doc=per_doc)
+                                   per_doc=per_doc, query_vector=query_vector)
             return rerank_hits(self.store, self.reranker, query, recalled, k=k, instruction=instruction)
         if instruction is not None:
             raise InputError("instruction is the reranker's: pass it with rerank=True")
         filters = _filters(path, kinds, since)
-        query_vector = None
-        if mode != "keyword" and self.store.binding() is not None:
+        bound = self.store.binding()
+        if query_vector is not None and mode != "keyword" and bound is not None:
+            if np.shape(query_vector) != (bound.dimensions,):
+                raise InputError(f"query_vector has shape {np.shape(query_vector)}; the index stores "
+                                 f"{bound.dimensions}-d vectors")
+            query_vector = np.asarray(query_vector, dtype=np.float32)
+        elif mode != "keyword" and bound is not None:
             binding = self._bound()
             query_vector = self.embedder.encode([query], task=binding.query_task, dimensions=binding.dimensions,
                                                 truncate=True)[0]

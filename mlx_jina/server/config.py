@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+LOCAL_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"  # where `mlx-jina serve` listens by default
+SERVER_ENV = "MLX_JINA_SERVER"  # where `mlx-jina search` looks for a running server instead
+
 
 @dataclass(frozen=True)
 class ServerConfig:
