@@ -51,7 +51,7 @@ def write_notes(folder: Path, count: int = 0) -> Path:
 def stored_vectors(db: Path) -> dict[str, np.ndarray]:
     """chunk text -> its stored int8 rescoring vector (as float)."""
     with KnowledgeBase(db) as kb:
-        rows = kb.store.conn.execute("SELECT text, text_hash FROM chunks").fetchall()
+        rows = kb.store.conn.execute("SELECT header || body, text_hash FROM chunks").fetchall()
         found = kb.store.vectors_for([h for _, h in rows])
     return {text: np.frombuffer(found[h][1], dtype=np.int8).astype(np.float32) for text, h in rows}
 
