@@ -27,11 +27,11 @@ from mlx_jina.cli.options import (
     remote_options,
     reranker_options,
 )
+from mlx_jina.cli.serve import TOKEN_ENV
 from mlx_jina.cli.signals import interrupt_safely
 from mlx_jina.errors import ModelLoadError
-from mlx_jina.spec import package_spec
-from mlx_jina.cli.serve import TOKEN_ENV
 from mlx_jina.server.config import LOCAL_URL, SERVER_ENV
+from mlx_jina.spec import package_spec
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
