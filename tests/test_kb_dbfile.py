@@ -116,11 +116,12 @@ def test_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, notes, tiny_path
     db = tmp_path / "kb.db"
     with KnowledgeBase(db) as kb:  # the empty schema
         empty = kb.store.conn.execute("PRAGMA page_count").fetchone()[0]
+        page = kb.store.conn.execute("PRAGMA page_size").fetchone()[0]
     real = store_module.connect
 
     def small_disk(path, **kw):
         conn, found = real(path, **kw)
-        conn.execute(f"PRAGMA max_page_count = {empty + 6}")  # SQLITE_FULL after about 24 KB of notes
+        conn.execute(f"PRAGMA max_page_count = {empty + 8192 // page}")  # SQLITE_FULL after about 8 KB of notes
         return conn, found
 
     monkeypatch.setattr(store_module, "connect", small_disk)

@@ -29,7 +29,7 @@ def rerank_hits(store: Store, reranker: Reranker, query: str, hits: list[Hit], *
         return []
     ids = ",".join(str(int(h.chunk_id)) for h in hits)
     with store.snapshot() as conn:
-        rows = dict(conn.execute(f"SELECT id, text FROM chunks WHERE id IN ({ids})").fetchall())
+        rows = dict(conn.execute(f"SELECT id, header || body FROM chunks WHERE id IN ({ids})").fetchall())
     present = [h for h in hits if h.chunk_id in rows]  # a file re-indexed meanwhile drops its old chunks
     if not present:
         return []
