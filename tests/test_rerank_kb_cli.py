@@ -28,7 +28,7 @@ def indexed(tmp_path_factory, tiny, tiny_reranker) -> KnowledgeBase:
 
 
 def _texts(kb: KnowledgeBase, hits) -> list[str]:
-    rows = dict(kb.store.conn.execute("SELECT id, text FROM chunks").fetchall())
+    rows = dict(kb.store.conn.execute("SELECT id, header || body FROM chunks").fetchall())
     return [rows[h.chunk_id] for h in hits]
 
 
