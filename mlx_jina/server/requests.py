@@ -45,10 +45,10 @@ def parse_embeddings(body: Any, model: Embedder, *, names: Sequence[str], max_in
     dimensions = body.get("dimensions")
     if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
         raise InputError(f"dimensions must be an integer or null, not {dimensions!r}")
-    task = _optional(body, "task", str, DEFAULT_TASK)
+    task = optional_field(body, "task", str, DEFAULT_TASK)
     tasks = model.check_inputs(texts, task, dimensions=dimensions)
-    return EmbedJob(texts, tasks, dimensions, _optional(body, "normalized", bool, True), types, keyed,
-                    _optional(body, "truncate", bool, False))
+    return EmbedJob(texts, tasks, dimensions, optional_field(body, "normalized", bool, True), types, keyed,
+                    optional_field(body, "truncate", bool, False))
 
 
 def check_model(name: Any, names: Sequence[str]) -> None:
@@ -66,12 +66,14 @@ def check_model(name: Any, names: Sequence[str]) -> None:
         raise ModelNotFound(f"Model {name!r} not found. Available models: {', '.join(names)}")
 
 
-def _optional(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+def optional_field(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    """body[key] if it has the right type, `default` when absent or null; else an InputError naming it."""
     value = body.get(key)
     if value is None:
         return default
     if not isinstance(value, kind):
-        raise InputError(f"{key} must be a {kind.__name__} or null, not {value!r}")
+        expected = "true or false" if kind is bool else f"a {kind.__name__} or null"
+        raise InputError(f"{key} must be {expected}, not {value!r}")
     return value
 
 
@@ -144,19 +146,19 @@ def parse_search(body: Any) -> SearchJob:
     query = body.get("query")
     if not isinstance(query, str):
         raise InputError("query is required and must be a string")
-    k, per_doc = _optional(body, "k", int, 10), _optional(body, "per_doc", int, 2)
+    k, per_doc = optional_field(body, "k", int, 10), optional_field(body, "per_doc", int, 2)
     for name, value in (("k", k), ("per_doc", per_doc)):
         if isinstance(value, bool) or not 1 <= value <= MAX_SEARCH_K:
             raise InputError(f"{name} must be an integer from 1 to {MAX_SEARCH_K}, not {value!r}")
-    kinds = _optional(body, "kinds", list, [])
+    kinds = optional_field(body, "kinds", list, [])
     if not all(isinstance(x, str) for x in kinds):
         raise InputError("kinds must be a list of strings, e.g. [\"markdown\", \"py\"]")
     since = body.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, (str, int, float))):
         raise InputError(f"since must be an ISO date string or a POSIX time, not {since!r}")
-    rerank = _optional(body, "rerank", bool, False)
+    rerank = optional_field(body, "rerank", bool, False)
     candidates = body.get("candidates")
     if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int)):
         raise InputError(f"candidates must be an integer or null, not {candidates!r}")
-    return SearchJob(query, k, _optional(body, "mode", str, "hybrid"), _optional(body, "path", str, None),
-                     tuple(kinds), since, per_doc, rerank, candidates, _optional(body, "instruction", str, None))
+    return SearchJob(query, k, optional_field(body, "mode", str, "hybrid"), optional_field(body, "path", str, None),
+                     tuple(kinds), since, per_doc, rerank, candidates, optional_field(body, "instruction", str, None))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlx_jina.errors import InputError
-from mlx_jina.server.requests import check_model
+from mlx_jina.server.requests import check_model, optional_field
 
 if TYPE_CHECKING:
     from mlx_jina.rerank import Reranker
@@ -30,15 +30,6 @@ class RerankJob:
     return_documents: bool
     instruction: str | None
     truncate: bool
-
-
-def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InputError(f"{key} must be true or false, not {value!r}")
-    return value
 
 
 def _document(i: int, item: Any) -> Any:
@@ -62,8 +53,8 @@ def parse_rerank(body: Any, reranker: Reranker, *, names: Sequence[str], max_doc
     docs = [_document(i, item) for i, item in enumerate(documents)]
     query, top_n, instruction = body.get("query"), body.get("top_n"), body.get("instruction")
     reranker.check_inputs(query, docs, instruction=instruction, top_n=top_n)
-    return RerankJob(str(query), docs, top_n, _flag(body, "return_documents", True), instruction,
-                     _flag(body, "truncate", True))
+    return RerankJob(str(query), docs, top_n, optional_field(body, "return_documents", bool, True), instruction,
+                     optional_field(body, "truncate", bool, True))
 
 
 def rerank_body(job: RerankJob, scores: np.ndarray, truncated: Sequence[bool], *, model_name: str,
