@@ -33,7 +33,7 @@ from mlx_jina.kb.store import Binding, Store
 
 CORPUS = 100_500  # paragraphs: 100k chunks + held-out queries (MiniLM vectors cached once for all sizes)
 K = 10
-CANDIDATES = (100, 200, 500, 1000, 2000)
+CANDIDATES = (100, 200, 500, 1000, 1500, 2000)
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -145,7 +145,8 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
     if floats.shape[1] >= 512:
         for n in CANDIDATES[-2:]:
             methods[f"index: funnel 256-bit prefix, top {n} + int8"] = vector(n, 256)
-    methods[f"KB vector mode (candidates {vectors.candidates(K)})"] = vector(vectors.candidates(K))
+    default = vectors.candidates(K, len(floats))
+    methods[f"KB vector mode (default: candidates {default})"] = vector(default)
     if hybrid:
         methods["KB hybrid (BM25 + vector, RRF)"] = lambda i: [h.chunk_id for h in search(
             store, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]

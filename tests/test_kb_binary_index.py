@@ -176,3 +176,12 @@ def test_kill_9_of_a_writer_never_yields_wrong_or_deleted_chunks(tmp_path):
                 assert got == exact_in_snapshot(store, q)
                 live = {r[0] for r in store.conn.execute("SELECT id FROM chunks")}
                 assert set(got) == live  # every live chunk, no deleted one
+
+
+def test_candidates_grow_with_the_rows_searched_within_bounds():
+    small, large, huge = (vectors.candidates(10, rows) for rows in (1_000, 1_000_000, 10**9))
+    assert small == 10 * vectors.OVERSAMPLE  # small stores: the fixed oversampling
+    assert large == round(10 * vectors.OVERSAMPLE_PER_SQRT_ROW * 1_000) > small  # sqrt(rows) growth
+    assert huge == vectors.MAX_CANDIDATES
+    assert vectors.candidates(1, 0) == vectors.MIN_CANDIDATES
+    assert vectors.candidates(20, 1_000_000) == 2 * large

@@ -24,12 +24,18 @@ oversampling (0.968 here; 384 bits are a harder case than the 1024 the real mode
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mlx_jina.postprocess import finalize, to_sqlite_vec_bits
 
 #: Hamming candidates rescored per result wanted (their int8 rows are read from SQLite by rowid).
 OVERSAMPLE = 20
+#: ...and at least this many per result per sqrt(rows searched): the candidates needed for the
+#: same recall grow about as sqrt(N) (benchmarks/store.py, recall@10 >= 0.95 of exact float search:
+#: ~300 at 40k, ~500 at 100k, ~1,500 at 1M rows of 384-bit codes).
+OVERSAMPLE_PER_SQRT_ROW = 0.15
 MIN_CANDIDATES = 100
 MAX_CANDIDATES = 4096
 
@@ -46,8 +52,10 @@ def query_bits(query: np.ndarray) -> bytes:
     return encode(query[None, :])[0][0]
 
 
-def candidates(k: int) -> int:
-    return int(min(MAX_CANDIDATES, max(MIN_CANDIDATES, k * OVERSAMPLE)))
+def candidates(k: int, rows: int) -> int:
+    """How many Hamming neighbours to rescore for k results out of `rows` vectors."""
+    wanted = k * max(OVERSAMPLE, OVERSAMPLE_PER_SQRT_ROW * math.sqrt(rows))
+    return int(min(MAX_CANDIDATES, max(MIN_CANDIDATES, math.ceil(wanted))))
 
 
 def rescore(query: np.ndarray, stored: np.ndarray) -> np.ndarray:
