@@ -28,6 +28,11 @@ BACKEND_ENV = "MLX_JINA_SQLITE"
 #: ~1 KB: 4 KiB pages hold 3 (340 B/chunk wasted), 8 KiB pages 7 (140 B). Measured, 20k chunks at
 #: 1024-d: 1,963 -> 1,758 B/chunk, for +0.9 ms CPU per 1,000 rescored rows (16 KiB: 1,685 B, +1.9 ms).
 PAGE_SIZE = 8192
+#: Reads through a memory map instead of one pread() + copy per page: int8 rescoring reads ~1,500
+#: random rows per query at 1M chunks; measured 1M x 384-d, 1,500 rows: 8.2 -> 5.3 ms CPU (a larger
+#: page cache did not help: the rows are random). SQLite clamps this to its compile-time maximum;
+#: writes still go through its normal I/O.
+MMAP_BYTES = 1 << 40
 
 _ALIASES = {"sqlite3": "sqlite3", "sqlean": "sqlean", "pysqlite3": "pysqlite3.dbapi2"}
 
@@ -123,6 +128,7 @@ def connect(path: str | Path, *, timeout: float = 30.0, readonly: bool = False) 
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return conn, found
 
 
