@@ -145,7 +145,7 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
     if floats.shape[1] >= 512:
         for n in CANDIDATES[-2:]:
             methods[f"index: funnel 256-bit prefix, top {n} + int8"] = vector(n, 256)
-    default = vectors.candidates(K, len(floats))
+    default = vectors.candidates(K, len(floats), floats.shape[1])
     methods[f"KB vector mode (default: candidates {default})"] = vector(default)
     if hybrid:
         methods["KB hybrid (BM25 + vector, RRF)"] = lambda i: [h.chunk_id for h in search(
@@ -267,7 +267,7 @@ def main() -> None:
                 if baselines:
                     add_baseline_tables(store, floats_d)
                 print(f"## {n:,} chunks, {dims}-bit codes{label}{how}\n\n"
-                      + ("insert (KB write path, 10 chunks/transaction): " if build is build_store else
+                      + ("insert (KB write path, 10 chunks a doc, 100 a transaction): " if build is build_store else
                          "vector tables only, bulk-inserted (no text, no FTS5: vector search alone): ")
                       +
                       f"{rate:,.0f} chunks/s; DB {size / 2**20:.1f} MiB = {size / n:,.0f} B/chunk (text, FTS5, bits, "

@@ -3,6 +3,7 @@ funnel, the sidecar cache, and never a stale or deleted chunk, even after kill -
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -178,10 +179,13 @@ def test_kill_9_of_a_writer_never_yields_wrong_or_deleted_chunks(tmp_path):
                 assert set(got) == live  # every live chunk, no deleted one
 
 
-def test_candidates_grow_with_the_rows_searched_within_bounds():
-    small, large, huge = (vectors.candidates(10, rows) for rows in (1_000, 1_000_000, 10**9))
+def test_candidates_grow_with_the_rows_searched_and_shrink_with_more_bits():
+    ref = vectors.CALIBRATION_BITS
+    small, large, huge = (vectors.candidates(10, rows, ref) for rows in (1_000, 1_000_000, 10**9))
     assert small == 10 * vectors.OVERSAMPLE  # small stores: the fixed oversampling
     assert large == round(10 * vectors.OVERSAMPLE_PER_SQRT_ROW * 1_000) > small  # sqrt(rows) growth
     assert huge == vectors.MAX_CANDIDATES
-    assert vectors.candidates(1, 0) == vectors.MIN_CANDIDATES
-    assert vectors.candidates(20, 1_000_000) == 2 * large
+    assert vectors.candidates(1, 0, ref) == vectors.MIN_CANDIDATES
+    assert vectors.candidates(20, 1_000_000, ref) == 2 * large
+    wide = vectors.candidates(10, 1_000_000, 2 * ref)
+    assert small <= wide < large and wide == math.ceil(large / 4)

@@ -1,6 +1,6 @@
 """Hybrid search: FTS5 BM25 and binary KNN + int8 rescoring, fused by reciprocal rank.
 
-Each side returns up to `vectors.candidates(k, rows)` chunk ids in its own order; RRF (score = sum of
+Each side returns up to `vectors.candidates(k, rows, bits)` chunk ids in its own order; RRF (score = sum of
 1/(60 + rank)) needs no score calibration between BM25 and cosine. Filters (path glob, file kind or
 extension, modified since) are applied inside both queries, so a filter never empties the top k
 that a post-filter would have. At most `per_doc` chunks of one document are kept, so one long
@@ -110,7 +110,8 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
     keyword = _keyword(conn, terms, filters, keyword_candidates(k)) if mode != "vector" else {}
     vector: dict[int, float] = {}
     if mode != "keyword":
-        vector = vector_search(store, query_vector, filters, vectors.candidates(k, len(store.vector_index())))
+        index = store.vector_index()
+        vector = vector_search(store, query_vector, filters, vectors.candidates(k, len(index), index.bits))
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):

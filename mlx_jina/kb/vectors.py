@@ -32,10 +32,12 @@ from mlx_jina.postprocess import finalize, to_sqlite_vec_bits
 
 #: Hamming candidates rescored per result wanted (their int8 rows are read from SQLite by rowid).
 OVERSAMPLE = 20
-#: ...and at least this many per result per sqrt(rows searched): the candidates needed for the
-#: same recall grow about as sqrt(N) (benchmarks/store.py, recall@10 >= 0.95 of exact float search:
-#: ~300 at 40k, ~500 at 100k, ~1,500 at 1M rows of 384-bit codes).
+#: ...and at least this many per result per sqrt(rows searched) at 384-bit codes, times
+#: (384 / bits)^2 for other code sizes. Measured (benchmarks/store.py, recall@10 of exact float
+#: search): at 384 bits ~300 candidates reach 0.95 at 40k rows, ~500 at 100k, ~1,500 at 1M (sqrt
+#: growth); at 1024 bits 200 reach 0.963 at 1M (more bits rank better, ~7-9x fewer needed).
 OVERSAMPLE_PER_SQRT_ROW = 0.15
+CALIBRATION_BITS = 384
 MIN_CANDIDATES = 100
 MAX_CANDIDATES = 4096
 
@@ -52,9 +54,10 @@ def query_bits(query: np.ndarray) -> bytes:
     return encode(query[None, :])[0][0]
 
 
-def candidates(k: int, rows: int) -> int:
-    """How many Hamming neighbours to rescore for k results out of `rows` vectors."""
-    wanted = k * max(OVERSAMPLE, OVERSAMPLE_PER_SQRT_ROW * math.sqrt(rows))
+def candidates(k: int, rows: int, bits: int) -> int:
+    """How many Hamming neighbours to rescore for k results out of `rows` codes of `bits` bits."""
+    per_sqrt_row = OVERSAMPLE_PER_SQRT_ROW * (CALIBRATION_BITS / max(bits, 1)) ** 2
+    wanted = k * max(OVERSAMPLE, per_sqrt_row * math.sqrt(rows))
     return int(min(MAX_CANDIDATES, max(MIN_CANDIDATES, math.ceil(wanted))))
 
 
