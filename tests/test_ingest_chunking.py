@@ -24,6 +24,11 @@ def chars(s: str) -> int:
     return len(s)
 
 
+def batched(count):
+    """chunk_document counts lists of texts in one call (a tokenizer's encode_batch)."""
+    return lambda texts: [count(t) for t in texts]
+
+
 def spans(text: str, chunks: list[Chunk]) -> list[tuple[int, int]]:
     """Character span of each chunk body in `text`, checking that the body is exactly the
     file's text from start_line to end_line (it may start or end inside a line)."""
@@ -78,7 +83,7 @@ def test_heading_paths_atx_setext_and_closing_hashes():
         "Other Title\n===========\n\nTop again.\n\n"
         "Sub\n---\n\nUnder sub.\n"
     )
-    chunks = chunk_document(Document(text, "markdown"), title="notes/auth.md", count_tokens=words)
+    chunks = chunk_document(Document(text, "markdown"), title="notes/auth.md", count_tokens=batched(words))
     check(text, chunks, title="notes/auth.md", count=words, max_tokens=400)
     assert [(c.heading, c.body.split("\n")[-1]) for c in chunks] == [
         ("", "Preamble before any heading."),
@@ -94,7 +99,7 @@ def test_heading_paths_atx_setext_and_closing_hashes():
 
 def test_heading_without_text_joins_the_next_section():
     text = "# Login\n\n## Bug fix\n\nThe token refresh failed.\n"
-    (chunk,) = chunk_document(Document(text, "markdown"), title="a.md", count_tokens=words)
+    (chunk,) = chunk_document(Document(text, "markdown"), title="a.md", count_tokens=batched(words))
     assert chunk.heading == "Login > Bug fix"
     assert chunk.body == text.rstrip()
     assert (chunk.start_line, chunk.end_line) == (1, 5)
@@ -102,7 +107,7 @@ def test_heading_without_text_joins_the_next_section():
 
 def test_heading_never_ends_up_alone_above_a_long_paragraph():
     text = "## Notes\n\n" + " ".join(f"word{i}" for i in range(300)) + "\n"
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=words, max_tokens=100)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words), max_tokens=100)
     check(text, chunks, title="t", count=words, max_tokens=100)
     assert chunks[0].body.startswith("## Notes\n\nword0 word1")
     assert words(chunks[0].text) > 80
@@ -110,18 +115,18 @@ def test_heading_never_ends_up_alone_above_a_long_paragraph():
 
 def test_not_headings():
     text = "#hashtag is not a heading\n- item\n---\n\n    ## indented code, not a heading\n"
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=words)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
     assert {c.heading for c in chunks} == {""}
     # headings only count in Markdown and HTML
     code = "# comment\nx = 1\n"
-    assert chunk_document(Document(code, "code", "python"), title="t", count_tokens=words)[0].heading == ""
-    assert chunk_document(Document(code, "text"), title="t", count_tokens=words)[0].heading == ""
+    assert chunk_document(Document(code, "code", "python"), title="t", count_tokens=batched(words))[0].heading == ""
+    assert chunk_document(Document(code, "text"), title="t", count_tokens=batched(words))[0].heading == ""
 
 
 def test_commonmark_structure_html_comments_and_list_items():
     text = ("# Plan\n\n<!--\n# commented out, not a heading\n-->\n\n"
             + "".join(f"- item {i} " + " ".join(f"w{i}_{j}" for j in range(30)) + "\n" for i in range(6)))
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=words, max_tokens=70)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words), max_tokens=70)
     check(text, chunks, title="t", count=words, max_tokens=70)
     assert {c.heading for c in chunks} == {"Plan"}
     # one list, no blank lines: still cut between its items, never inside one
@@ -135,14 +140,14 @@ def test_fenced_code_is_not_split_on_hash_lines():
         "~~~~\n# still code\n~~~\n## still code, closing fence too short\n~~~~\n\n"
         "After the fences.\n"
     )
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=words)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
     assert [c.heading for c in chunks] == ["Script"]
     check(text, chunks, title="t", count=words, max_tokens=400)
 
 
 def test_front_matter_is_not_a_setext_heading():
     text = "---\ntitle: Trip\ntags: [travel]\n---\n\nBody.\n"
-    (chunk,) = chunk_document(Document(text, "markdown"), title="t", count_tokens=words)
+    (chunk,) = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
     assert chunk.heading == "" and chunk.start_line == 1
 
 
@@ -150,7 +155,7 @@ def test_long_document_limits_lines_overlap_and_coverage():
     paras = [" ".join(f"w{p}_{i}" for i in range(7 + p % 13)) for p in range(120)]
     text = "# Big\n\n" + "\n\n".join(paras) + "\n\n## Small\n\nend\n"
     doc = Document(text, "markdown")
-    chunks = chunk_document(doc, title="big.md", count_tokens=words, max_tokens=60, overlap_tokens=12)
+    chunks = chunk_document(doc, title="big.md", count_tokens=batched(words), max_tokens=60, overlap_tokens=12)
     found = check(text, chunks, title="big.md", count=words, max_tokens=60)
     big = [i for i, c in enumerate(chunks) if c.heading == "Big"]
     assert len(big) > 10
@@ -165,7 +170,7 @@ def test_long_document_limits_lines_overlap_and_coverage():
 
 def test_no_overlap_when_disabled():
     text = "\n\n".join(" ".join(["word"] * 9) for _ in range(40))
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=words, max_tokens=50, overlap_tokens=0)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=50, overlap_tokens=0)
     found = check(text, chunks, title="t", count=words, max_tokens=50)
     assert all(a[1] < b[0] for a, b in zip(found, found[1:]))
 
@@ -173,12 +178,12 @@ def test_no_overlap_when_disabled():
 def test_huge_single_paragraph_is_split_by_lines_then_words():
     lines = [" ".join(f"l{n}w{i}" for i in range(30)) for n in range(50)]
     text = "\n".join(lines) + "\n"
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=words, max_tokens=100, overlap_tokens=10)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=100, overlap_tokens=10)
     check(text, chunks, title="t", count=words, max_tokens=100)
     # each chunk starts at a line boundary or is an overlap that ends at one
     assert len(chunks) >= 17
     one_line = " ".join(f"w{i}" for i in range(5000))
-    chunks = chunk_document(Document(one_line, "text"), title="t", count_tokens=words, max_tokens=64)
+    chunks = chunk_document(Document(one_line, "text"), title="t", count_tokens=batched(words), max_tokens=64)
     check(one_line, chunks, title="t", count=words, max_tokens=64)
     assert all(c.start_line == c.end_line == 1 for c in chunks)
 
@@ -186,14 +191,14 @@ def test_huge_single_paragraph_is_split_by_lines_then_words():
 def test_sentences_are_preferred_over_words():
     sentences = [f"Sentence {i} has exactly seven words." for i in range(60)]
     text = " ".join(sentences)
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=words, max_tokens=40, overlap_tokens=0)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=40, overlap_tokens=0)
     check(text, chunks, title="t", count=words, max_tokens=40)
     assert all(c.body.startswith("Sentence") and c.body.endswith("words.") for c in chunks)
 
 
 def test_cjk_without_spaces_and_giant_word():
     text = "".join(f"我想订{n}张去里斯本的机票。" for n in range(40)) + "\n" + "".join(map(str, range(2000))) + "\n"
-    chunks = chunk_document(Document(text, "text"), title="zh.txt", count_tokens=chars, max_tokens=120,
+    chunks = chunk_document(Document(text, "text"), title="zh.txt", count_tokens=batched(chars), max_tokens=120,
                             overlap_tokens=0)
     check(text, chunks, title="zh.txt", count=chars, max_tokens=120)
     assert chunks[0].body.endswith("。")
@@ -205,7 +210,7 @@ def test_code_splits_at_top_level_definitions():
         body = "\n".join(f"    v{n}_{i} = compute({i})" for i in range(8))
         funcs.append(f"@decorator\ndef f{n}(x):\n{body}\n\n    return x\n")
     text = "import os\n\n\n" + "\n\n".join(funcs)
-    chunks = chunk_document(Document(text, "code", "python"), title="m.py", count_tokens=words,
+    chunks = chunk_document(Document(text, "code", "python"), title="m.py", count_tokens=batched(words),
                             max_tokens=80, overlap_tokens=0)
     check(text, chunks, title="m.py", count=words, max_tokens=80)
     assert len(chunks) > 3
@@ -226,7 +231,7 @@ def test_every_chunk_fits_with_a_real_tokenizer(which):
     for file in sorted(p for p in EXAMPLES.rglob("*") if p.is_file() and p.name != ".gitignore"):
         doc = read_document(file)
         for max_tokens in (48, 400):
-            chunks = chunk_document(doc, title=file.name, count_tokens=count, max_tokens=max_tokens)
+            chunks = chunk_document(doc, title=file.name, count_tokens=batched(count), max_tokens=max_tokens)
             check(doc.text, chunks, title=file.name, count=count, max_tokens=max_tokens)
             if max_tokens == 400:  # room enough: no chunk is just heading lines
                 assert not any(re.fullmatch(r"(#+ .*\n*)+", c.body) for c in chunks)
@@ -241,25 +246,25 @@ def test_counting_is_linear_not_quadratic():
         counted += len(s)
         return len(s.split())
 
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=count, max_tokens=400)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(count), max_tokens=400)
     assert len(chunks) > 100
     assert counted < 3 * len(text)
 
 
 def test_empty_documents():
     for text in ["", "   \n\n\t\n", "\f\n"]:
-        assert chunk_document(Document(text, "markdown"), title="t", count_tokens=words) == []
+        assert chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words)) == []
 
 
 def test_deterministic():
     doc = read_document(EXAMPLES / "work" / "login-bug-postmortem.md")
-    a = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=chars, max_tokens=300)
-    b = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=chars, max_tokens=300)
+    a = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=batched(chars), max_tokens=300)
+    b = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=batched(chars), max_tokens=300)
     assert a == b and len(a) > 5
 
 
 def test_long_title_is_shortened_to_fit():
-    (chunk,) = chunk_document(Document("short body\n", "text"), title="dir/" * 200 + "x.md", count_tokens=chars,
+    (chunk,) = chunk_document(Document("short body\n", "text"), title="dir/" * 200 + "x.md", count_tokens=batched(chars),
                               max_tokens=100, overlap_tokens=0)
     assert len(chunk.text) <= 100 and chunk.text.split("\n\n")[0].endswith("dir/x.md")
 
@@ -267,9 +272,9 @@ def test_long_title_is_shortened_to_fit():
 def test_bad_limits():
     doc = Document("x", "text")
     with pytest.raises(ValueError):
-        chunk_document(doc, title="t", count_tokens=words, max_tokens=8)
+        chunk_document(doc, title="t", count_tokens=batched(words), max_tokens=8)
     with pytest.raises(ValueError):
-        chunk_document(doc, title="t", count_tokens=words, max_tokens=100, overlap_tokens=-1)
+        chunk_document(doc, title="t", count_tokens=batched(words), max_tokens=100, overlap_tokens=-1)
 
 
 def test_examples_end_to_end():
@@ -279,7 +284,7 @@ def test_examples_end_to_end():
         if not isinstance(item, FileEntry):
             continue
         doc = read_document(item.path)
-        chunks = chunk_document(doc, title=item.rel, count_tokens=words, max_tokens=120, overlap_tokens=16)
+        chunks = chunk_document(doc, title=item.rel, count_tokens=batched(words), max_tokens=120, overlap_tokens=16)
         assert chunks, item.rel
         check(doc.text, chunks, title=item.rel, count=words, max_tokens=120)
         headings |= {f"{item.rel} > {c.heading}" for c in chunks}
@@ -309,7 +314,7 @@ def test_a_huge_line_is_cut_before_it_is_counted(kind):
     proportional to the number of chunks, and every chunk is within the token limit."""
     text = " ".join(f"w{i}" for i in range(60_000)) if kind == "words" else "".join(map(str, range(110_000)))
     count = Recording()
-    chunks = chunk_document(Document(text, "text"), title="big.txt", count_tokens=count, max_tokens=64,
+    chunks = chunk_document(Document(text, "text"), title="big.txt", count_tokens=batched(count), max_tokens=64,
                             overlap_tokens=8)
     check(text, chunks, title="big.txt", count=count, max_tokens=64)
     assert count.longest <= 64 * chunking.MAX_TOKEN_CHARS + 16
@@ -320,5 +325,58 @@ def test_a_huge_line_is_cut_before_it_is_counted(kind):
 def test_an_absurd_heading_is_cut_before_it_is_counted():
     text = "# " + "h" * 200_000 + "\n\nbody text\n"
     count = Recording()
-    chunks = chunk_document(Document(text, "markdown"), title="t.md", count_tokens=count, max_tokens=64)
+    chunks = chunk_document(Document(text, "markdown"), title="t.md", count_tokens=batched(count), max_tokens=64)
     assert all(count(c.text) <= 64 for c in chunks) and count.longest <= 64 * chunking.MAX_TOKEN_CHARS + 16
+
+
+def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
+    """The batched packing (guess, fetch, re-pack) gives exactly the chunks of counting every text
+    when it is needed (SPECULATIVE_PASSES = 0), on every example, with a real and a toy tokenizer."""
+    folder = published_tokenizer_folder() or TINY_FOLDER
+    tok = read_tokenizer(folder)
+
+    def real(texts):
+        return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
+
+    docs = [(file.name, read_document(file)) for file in sorted(EXAMPLES.rglob("*"))
+            if file.is_file() and file.name != ".gitignore"]
+    docs.append(("t", Document("\n\n".join(f"Paragraph {p}. " + "lorem ipsum dolor " * (5 + p % 40)
+                                         for p in range(120)), "text")))
+    docs.append(("line", Document(" ".join(f"w{i}." for i in range(1500)), "text")))
+    cases = [(title, doc, count, budget) for title, doc in docs for count in (real, batched(words))
+             for budget in (48, 400)]
+    ahead = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16)
+             for title, doc, count, budget in cases]
+    monkeypatch.setattr(chunking, "SPECULATIVE_PASSES", 0)
+    on_demand = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16)
+                 for title, doc, count, budget in cases]
+    assert ahead == on_demand
+    assert sum(len(c) for c in ahead) > 500
+
+
+def test_a_small_note_takes_two_count_calls_and_its_lines_are_not_counted_alone():
+    text = "# Trip\n\nWe took the night train.\n\n## Food\n\nBread and cheese.\nThen coffee.\n"
+    calls: list[list[str]] = []
+
+    def count(texts):
+        calls.append(list(texts))
+        return [words(t) for t in texts]
+
+    chunks = chunk_document(Document(text, "markdown"), title="trip.md", count_tokens=count)
+    assert [c.body for c in chunks] == ["# Trip\n\nWe took the night train.", "## Food\n\nBread and cheese.\nThen coffee."]
+    assert len(calls) == 2
+    assert calls[1] == [c.text for c in chunks]  # the final check of each chunk, all in one call
+    assert not {"Bread and cheese.", "Then coffee.", "We took the night train."} & {t for c in calls for t in c}
+
+
+def test_a_section_that_fits_is_one_chunk_even_when_its_lines_look_too_long():
+    """Line counts only estimate (tokenizers are not additive); a section whose real count fits
+    is not split because the estimate says otherwise."""
+    text = "## Notes\n\n" + "\n".join(f"line {i} has four" for i in range(12)) + "\n"
+
+    def count(texts):  # a line counted alone looks costly (+6), the joined text does not
+        return [words(t) + (6 if "\n" not in t and t.strip() else 0) for t in texts]
+
+    (chunk,) = chunk_document(Document(text, "markdown"), title="n.md", count_tokens=count, max_tokens=64)
+    assert chunk.body == text.rstrip("\n") and count([chunk.text])[0] <= 64
+    assert sum(count(text.split("\n"))) > 64  # what greedy packing by line estimates would have seen

@@ -1,11 +1,19 @@
 """Cut a document into token-bounded chunks that follow its structure.
 
-Each section (text under one Markdown heading) is packed greedily from its blocks
-(paragraphs, fenced code, top-level code units). A block larger than the budget is cut
-into paragraphs, then lines, then sentences, then words, then characters, so no text is
-ever dropped. Tokens are counted once per line and summed (linear in the file size); the
-final text of each chunk is counted once more to guarantee the limit, because tokenizers
-are not exactly additive. A heading line is never left alone at the end of a chunk.
+A section (text under one Markdown heading) whose whole text fits the budget is one chunk. A
+longer one is packed greedily from its blocks (paragraphs, fenced code, top-level code units). A
+block larger than the budget is cut into paragraphs, then lines, then sentences, then words, then
+characters, so no text is ever dropped. Tokens are counted once per line and summed (linear in the
+file size); the final text of each chunk is counted once more to guarantee the limit, because
+tokenizers are not exactly additive. A heading line is never left alone at the end of a chunk.
+
+Counting goes through a batch counter (`count_tokens(texts) -> counts`, e.g. a Rust tokenizer's
+`encode_batch`), and the packer runs ahead of it: one pass packs the document assuming that every
+final check passes and noting each count it lacks, one call counts all of those, and the next pass
+uses them. When a pass only assumed checks that really pass, its chunks are exactly those of
+counting on demand (it made the same decisions), so it stands. A small note takes one pass and two
+calls (headers and gaps; its sections' texts), and its lines are never counted on their own: those of
+a section that fits are not needed. After a few passes the rest is counted on demand.
 
 A span far longer than any chunk (a 5 MB file on one line) is cut into windows of at most
 `max_tokens * MAX_TOKEN_CHARS` characters *before* anything counts it, and a long run of words
@@ -16,12 +24,12 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from mlx_jina.errors import InputError
 from mlx_jina.ingest.readers import Document
-from mlx_jina.ingest.structure import Section, sections
+from mlx_jina.ingest.structure import Block, Section, sections
 
 MIN_MAX_TOKENS = 16
 #: No token spans more characters than this in practice: a longer span than budget x this cannot
@@ -30,8 +38,13 @@ MAX_TOKEN_CHARS = 32
 #: Above this many words, a span is cut into groups of words (an eighth of a budget each: chunks stay
 #: nearly full), not single words.
 GROUP_WORDS_ABOVE = 64
+#: Packings made ahead of the counts (a small note needs 1, a long section 3) before counting on demand.
+SPECULATIVE_PASSES = 2
 _SENTENCE = re.compile(r".+?(?:[.!?]+(?=\s)|[。！？；]+|$)")
 _WORD = re.compile(r"\S+")
+_GAP = re.compile(r"(?<=\S)[^\S\n]*\n(?:[^\S\n]*\n)*")  # what usually lies between two units
+
+CountTokens = Callable[[Sequence[str]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -59,14 +72,14 @@ def chunk_document(
     doc: Document,
     *,
     title: str,
-    count_tokens: Callable[[str], int],
+    count_tokens: CountTokens,
     max_tokens: int = 400,
     overlap_tokens: int = 48,
 ) -> list[Chunk]:
     """Chunks of `doc` whose `text` (header "title > heading path" + body) is <= max_tokens.
 
-    Consecutive chunks of one section share up to `overlap_tokens` (at most max_tokens // 4)
-    of trailing text. Deterministic.
+    count_tokens: token counts of a list of texts, in one call. Consecutive chunks of one section
+    share up to `overlap_tokens` (at most max_tokens // 4) of trailing text. Deterministic.
     """
     if max_tokens < MIN_MAX_TOKENS:
         raise InputError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
@@ -75,37 +88,123 @@ def chunk_document(
     if not doc.text.strip():
         return []
     overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text
-    packer = _Packer(doc.text, title, count_tokens, max_tokens, overlap)
     lines = doc.text.split("\n")
-    out: list[Chunk] = []
-    for section in sections(lines, doc.kind):
-        out += packer.pack(section)
-    return out
+    found = sections(lines, doc.kind)
+    counts = _Counts(count_tokens)
+    headers = [_header_text(title, s.heading, max_tokens // 2) for s in found]
+    counts.want([*headers, "\n", " ", *(m.group() for m in _GAP.finditer(doc.text))])
+    counts.fetch()
+    for _ in range(SPECULATIVE_PASSES):
+        chunks = _pack_all(doc.text, title, found, counts, max_tokens, overlap)
+        if counts.confirmed():
+            return chunks
+    counts.on_demand = True
+    return _pack_all(doc.text, title, found, counts, max_tokens, overlap)
+
+
+def _pack_all(text: str, title: str, found: list[Section], counts: _Counts, max_tokens: int,
+              overlap: int) -> list[Chunk]:
+    packer = _Packer(text, title, counts, max_tokens, overlap)
+    return [chunk for section in found for chunk in packer.pack(section)]
+
+
+class _Counts:
+    """Token counts for one document, fetched in batches. Ahead of a fetch, an unknown text is
+    noted and answered with a guess: 0 tokens, and "it fits" for a chunk's final check. Sections
+    are packed independently, so after a section's first guessed count the rest of that section is
+    not noted (it may be built on the guess). `confirmed` tells whether a pass stands; `on_demand`
+    counts at once."""
+
+    def __init__(self, count_tokens: CountTokens) -> None:
+        self.count_tokens = count_tokens
+        self.known: dict[str, int] = {}
+        self.wanted: dict[str, None] = {}
+        self.guessed = False  # a count was guessed in this pass: its packing may not be the real one
+        self.section_guessed = False
+        self.assumed: list[tuple[str, int]] = []  # checks assumed to pass: (text, limit)
+        self.on_demand = False
+
+    def new_section(self) -> None:
+        self.section_guessed = False
+
+    def want(self, texts: Iterable[str]) -> None:
+        self.wanted.update((t, None) for t in texts if t not in self.known)
+
+    def fetch(self) -> None:
+        todo = list(self.wanted)
+        self.wanted.clear()
+        if todo:
+            self.known.update(zip(todo, self.count_tokens(todo)))
+
+    def count(self, text: str) -> int:
+        found = self.known.get(text)
+        if found is not None:
+            return found
+        if self.on_demand:
+            self.known[text] = found = self.count_tokens([text])[0]
+            return found
+        if not self.section_guessed:
+            self.wanted[text] = None
+        self.guessed = self.section_guessed = True
+        return 0
+
+    def fits(self, text: str, limit: int) -> bool:
+        if text in self.known or self.on_demand:
+            return self.count(text) <= limit
+        if not self.section_guessed:
+            self.wanted[text] = None
+            self.assumed.append((text, limit))
+        return True
+
+    def ready(self, texts: list[str]) -> bool:
+        """Whether all of `texts` are counted (on demand: counts them now, in one call); if not,
+        they are noted for the next fetch and this section's packing would be a guess."""
+        self.want(texts)
+        if self.wanted and self.on_demand:
+            self.fetch()
+        if any(t in self.wanted for t in texts):
+            self.guessed = self.section_guessed = True
+            return False
+        return True
+
+    def confirmed(self) -> bool:
+        """Fetch what this pass lacked (the next one needs it); True when it guessed no count and
+        every check it assumed passes."""
+        self.fetch()
+        stands = not self.guessed and all(self.known[text] <= limit for text, limit in self.assumed)
+        self.guessed, self.assumed = False, []
+        return stands
 
 
 class _Packer:
-    def __init__(self, text: str, title: str, count: Callable[[str], int], max_tokens: int, overlap: int) -> None:
+    def __init__(self, text: str, title: str, counts: _Counts, max_tokens: int, overlap: int) -> None:
         self.text = text
         self.title = title
-        self.count = count
+        self.count = counts.count
+        self.fits = counts.fits
+        self.ready = counts.ready
+        self.new_section = counts.new_section
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.gap_costs: dict[str, int] = {}
         self.line_tokens: dict[int, int] = {}
         self.max_chars = max_tokens * MAX_TOKEN_CHARS  # longest span ever handed to the tokenizer (about)
 
     def pack(self, section: Section) -> list[Chunk]:
-        header = _fit_header(f"{self.title} > {section.heading}" if section.heading else self.title,
-                             self.count, self.max_tokens // 2)
+        self.new_section()
+        header = _fit_header(_header_text(self.title, section.heading, self.max_tokens // 2), self.count,
+                             self.max_tokens // 2)
         prefix = header + "\n\n"
+        first, last = self._span(section.blocks[0])[0], self._span(section.blocks[-1])[1]
+        if last - first <= self.max_chars and self.fits(prefix + self.text[first:last], self.max_tokens):
+            body = self.text[first:last]  # the whole section fits: one chunk
+            return [Chunk(prefix + body, body, section.heading, self._line(first), self._line(last - 1))]
+        if not self.ready([prefix, *self._unit_texts(section)]):
+            return []  # a guess: the next pass has this section's line counts
         budget = self.max_tokens - self.count(prefix)
         units: list[_Unit] = []
         for block in section.blocks:
-            start = self.line_starts[block.start]
-            end = self.line_starts[block.end] - 1 if block.end < len(self.line_starts) else len(self.text)
-            while end > start and self.text[end - 1].isspace():  # an unclosed fence may end in blanks
-                end -= 1
+            start, end = self._span(block)
             if block.heading and end - start <= self.max_chars:
                 units.append(_Unit(start, end, self._tokens(start, end), heading=True))
             else:
@@ -133,6 +232,29 @@ class _Packer:
             i = j
         return chunks
 
+    def _span(self, block: Block) -> tuple[int, int]:
+        """Characters of a block, without trailing blanks (an unclosed fence may end in them)."""
+        start = self.line_starts[block.start]
+        end = self.line_starts[block.end] - 1 if block.end < len(self.line_starts) else len(self.text)
+        while end > start and self.text[end - 1].isspace():
+            end -= 1
+        return start, end
+
+    def _unit_texts(self, section: Section) -> list[str]:
+        """What `_tokens` counts to make the section's blocks into units: a block within one line
+        as it is, a longer one line by line (a block too long to fit is cut first, counted later)."""
+        out: list[str] = []
+        for block in section.blocks:
+            start, end = self._span(block)
+            if end - start > self.max_chars:
+                continue
+            first, last = self._line(start) - 1, self._line(end - 1) - 1
+            if first == last:
+                out.append(self.text[start:end])
+            else:
+                out += [self.text[s:e] for s, e in map(self._line_span, range(first, last + 1)) if e > s]
+        return out
+
     def _greedy(self, units: list[_Unit], i: int, lead: _Unit | None, budget: int) -> tuple[int, _Unit | None]:
         """End index of the units that fit after `lead`; drops `lead` if not even one fits."""
         used = lead.tokens + self._gap(lead.end, units[i].start) if lead else 0
@@ -150,7 +272,7 @@ class _Packer:
     def _shrink(self, units: list[_Unit], i: int, j: int, start: int, prefix: str) -> tuple[int, bool]:
         """Real count of the packed text; drop trailing units until it fits (keeps at least one)."""
         while True:
-            fits = self.count(prefix + self.text[start:units[j - 1].end]) <= self.max_tokens
+            fits = self.fits(prefix + self.text[start:units[j - 1].end], self.max_tokens)
             if fits or j - i == 1:
                 return j, fits
             j -= 1
@@ -231,10 +353,8 @@ class _Packer:
         return self._cost(self.text[end:start])
 
     def _cost(self, gap: str) -> int:
-        """Tokens of the whitespace between units; few distinct strings, so cached."""
-        if gap not in self.gap_costs:
-            self.gap_costs[gap] = self.count(gap) if gap else 0
-        return self.gap_costs[gap]
+        """Tokens of the whitespace between units (few distinct strings, all counted once)."""
+        return self.count(gap) if gap else 0
 
     def _line(self, pos: int) -> int:
         return bisect_right(self.line_starts, pos)
@@ -295,10 +415,14 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _header_text(title: str, heading: str, limit: int) -> str:
+    """ "title > heading path", its end only when far too long to fit `limit` (never counted whole)."""
+    header = f"{title} > {heading}" if heading else title
+    return "…" + header[-limit * MAX_TOKEN_CHARS:] if len(header) > limit * MAX_TOKEN_CHARS else header
+
+
 def _fit_header(header: str, count: Callable[[str], int], limit: int) -> str:
     """Keep the most specific end of an absurdly long header."""
-    if len(header) > limit * MAX_TOKEN_CHARS:  # never count more than could fit
-        header = "…" + header[-limit * MAX_TOKEN_CHARS:]
     if count(header) <= limit:
         return header
     lo, hi = 0, len(header)  # binary search for the longest suffix that fits

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,6 @@ from mlx_jina.ingest import (
     read_document,
     scan,
 )
-from mlx_jina.ingest.chunking import MAX_TOKEN_CHARS
 from mlx_jina.kb import vectors
 from mlx_jina.kb.paths import printable
 from mlx_jina.kb.pipeline import Writer, ahead
@@ -195,7 +194,7 @@ class Indexer:
                 bar.advance(1)
                 continue
             p.kind, p.language = doc.kind, doc.language
-            chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self._counter(doc.text),
+            chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self.embedder.count_tokens,
                                     max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
             p.chunks = [c for c in chunks if c.text.strip()]
             p.hashes = [_sha(c.text) for c in p.chunks]
@@ -206,19 +205,6 @@ class Indexer:
                 batch, size = [], 0
         if batch:
             yield batch
-
-    def _counter(self, text: str) -> Callable[[str], int]:
-        """Token counts for the chunker: every line of the file counted in one tokenizer call (the
-        chunker asks line by line; one call per line cost more than the counting itself). Lines too
-        long to fit a chunk are left out: the chunker cuts those before counting (a 5 MB line)."""
-        longest = self.max_tokens * MAX_TOKEN_CHARS
-        lines = list(dict.fromkeys(line for line in text.split("\n") if line and len(line) <= longest))
-        known = dict(zip(lines, self.embedder.count_tokens(lines))) if lines else {}
-
-        def count(piece: str) -> int:
-            found = known.get(piece)
-            return found if found is not None else self.embedder.count_tokens([piece])[0]
-        return count
 
     def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[bytes, tuple[bytes, bytes]]:
         """Vectors for every chunk of the batch: stored ones reused, the rest embedded now."""
