@@ -29,6 +29,9 @@ def batched(count):
     return lambda texts: [count(t) for t in texts]
 
 
+WORDS, CHARS = batched(words), batched(chars)
+
+
 def spans(text: str, chunks: list[Chunk]) -> list[tuple[int, int]]:
     """Character span of each chunk body in `text`, checking that the body is exactly the
     file's text from start_line to end_line (it may start or end inside a line)."""
@@ -83,7 +86,7 @@ def test_heading_paths_atx_setext_and_closing_hashes():
         "Other Title\n===========\n\nTop again.\n\n"
         "Sub\n---\n\nUnder sub.\n"
     )
-    chunks = chunk_document(Document(text, "markdown"), title="notes/auth.md", count_tokens=batched(words))
+    chunks = chunk_document(Document(text, "markdown"), title="notes/auth.md", count_tokens=WORDS)
     check(text, chunks, title="notes/auth.md", count=words, max_tokens=400)
     assert [(c.heading, c.body.split("\n")[-1]) for c in chunks] == [
         ("", "Preamble before any heading."),
@@ -99,7 +102,7 @@ def test_heading_paths_atx_setext_and_closing_hashes():
 
 def test_heading_without_text_joins_the_next_section():
     text = "# Login\n\n## Bug fix\n\nThe token refresh failed.\n"
-    (chunk,) = chunk_document(Document(text, "markdown"), title="a.md", count_tokens=batched(words))
+    (chunk,) = chunk_document(Document(text, "markdown"), title="a.md", count_tokens=WORDS)
     assert chunk.heading == "Login > Bug fix"
     assert chunk.body == text.rstrip()
     assert (chunk.start_line, chunk.end_line) == (1, 5)
@@ -107,7 +110,7 @@ def test_heading_without_text_joins_the_next_section():
 
 def test_heading_never_ends_up_alone_above_a_long_paragraph():
     text = "## Notes\n\n" + " ".join(f"word{i}" for i in range(300)) + "\n"
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words), max_tokens=100)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS, max_tokens=100)
     check(text, chunks, title="t", count=words, max_tokens=100)
     assert chunks[0].body.startswith("## Notes\n\nword0 word1")
     assert words(chunks[0].text) > 80
@@ -115,18 +118,18 @@ def test_heading_never_ends_up_alone_above_a_long_paragraph():
 
 def test_not_headings():
     text = "#hashtag is not a heading\n- item\n---\n\n    ## indented code, not a heading\n"
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS)
     assert {c.heading for c in chunks} == {""}
     # headings only count in Markdown and HTML
     code = "# comment\nx = 1\n"
-    assert chunk_document(Document(code, "code", "python"), title="t", count_tokens=batched(words))[0].heading == ""
-    assert chunk_document(Document(code, "text"), title="t", count_tokens=batched(words))[0].heading == ""
+    assert chunk_document(Document(code, "code", "python"), title="t", count_tokens=WORDS)[0].heading == ""
+    assert chunk_document(Document(code, "text"), title="t", count_tokens=WORDS)[0].heading == ""
 
 
 def test_commonmark_structure_html_comments_and_list_items():
     text = ("# Plan\n\n<!--\n# commented out, not a heading\n-->\n\n"
             + "".join(f"- item {i} " + " ".join(f"w{i}_{j}" for j in range(30)) + "\n" for i in range(6)))
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words), max_tokens=70)
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS, max_tokens=70)
     check(text, chunks, title="t", count=words, max_tokens=70)
     assert {c.heading for c in chunks} == {"Plan"}
     # one list, no blank lines: still cut between its items, never inside one
@@ -140,14 +143,14 @@ def test_fenced_code_is_not_split_on_hash_lines():
         "~~~~\n# still code\n~~~\n## still code, closing fence too short\n~~~~\n\n"
         "After the fences.\n"
     )
-    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
+    chunks = chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS)
     assert [c.heading for c in chunks] == ["Script"]
     check(text, chunks, title="t", count=words, max_tokens=400)
 
 
 def test_front_matter_is_not_a_setext_heading():
     text = "---\ntitle: Trip\ntags: [travel]\n---\n\nBody.\n"
-    (chunk,) = chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words))
+    (chunk,) = chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS)
     assert chunk.heading == "" and chunk.start_line == 1
 
 
@@ -155,7 +158,7 @@ def test_long_document_limits_lines_overlap_and_coverage():
     paras = [" ".join(f"w{p}_{i}" for i in range(7 + p % 13)) for p in range(120)]
     text = "# Big\n\n" + "\n\n".join(paras) + "\n\n## Small\n\nend\n"
     doc = Document(text, "markdown")
-    chunks = chunk_document(doc, title="big.md", count_tokens=batched(words), max_tokens=60, overlap_tokens=12)
+    chunks = chunk_document(doc, title="big.md", count_tokens=WORDS, max_tokens=60, overlap_tokens=12)
     found = check(text, chunks, title="big.md", count=words, max_tokens=60)
     big = [i for i, c in enumerate(chunks) if c.heading == "Big"]
     assert len(big) > 10
@@ -170,7 +173,7 @@ def test_long_document_limits_lines_overlap_and_coverage():
 
 def test_no_overlap_when_disabled():
     text = "\n\n".join(" ".join(["word"] * 9) for _ in range(40))
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=50, overlap_tokens=0)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=WORDS, max_tokens=50, overlap_tokens=0)
     found = check(text, chunks, title="t", count=words, max_tokens=50)
     assert all(a[1] < b[0] for a, b in zip(found, found[1:]))
 
@@ -178,12 +181,12 @@ def test_no_overlap_when_disabled():
 def test_huge_single_paragraph_is_split_by_lines_then_words():
     lines = [" ".join(f"l{n}w{i}" for i in range(30)) for n in range(50)]
     text = "\n".join(lines) + "\n"
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=100, overlap_tokens=10)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=WORDS, max_tokens=100, overlap_tokens=10)
     check(text, chunks, title="t", count=words, max_tokens=100)
     # each chunk starts at a line boundary or is an overlap that ends at one
     assert len(chunks) >= 17
     one_line = " ".join(f"w{i}" for i in range(5000))
-    chunks = chunk_document(Document(one_line, "text"), title="t", count_tokens=batched(words), max_tokens=64)
+    chunks = chunk_document(Document(one_line, "text"), title="t", count_tokens=WORDS, max_tokens=64)
     check(one_line, chunks, title="t", count=words, max_tokens=64)
     assert all(c.start_line == c.end_line == 1 for c in chunks)
 
@@ -191,14 +194,14 @@ def test_huge_single_paragraph_is_split_by_lines_then_words():
 def test_sentences_are_preferred_over_words():
     sentences = [f"Sentence {i} has exactly seven words." for i in range(60)]
     text = " ".join(sentences)
-    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=batched(words), max_tokens=40, overlap_tokens=0)
+    chunks = chunk_document(Document(text, "text"), title="t", count_tokens=WORDS, max_tokens=40, overlap_tokens=0)
     check(text, chunks, title="t", count=words, max_tokens=40)
     assert all(c.body.startswith("Sentence") and c.body.endswith("words.") for c in chunks)
 
 
 def test_cjk_without_spaces_and_giant_word():
     text = "".join(f"我想订{n}张去里斯本的机票。" for n in range(40)) + "\n" + "".join(map(str, range(2000))) + "\n"
-    chunks = chunk_document(Document(text, "text"), title="zh.txt", count_tokens=batched(chars), max_tokens=120,
+    chunks = chunk_document(Document(text, "text"), title="zh.txt", count_tokens=CHARS, max_tokens=120,
                             overlap_tokens=0)
     check(text, chunks, title="zh.txt", count=chars, max_tokens=120)
     assert chunks[0].body.endswith("。")
@@ -210,7 +213,7 @@ def test_code_splits_at_top_level_definitions():
         body = "\n".join(f"    v{n}_{i} = compute({i})" for i in range(8))
         funcs.append(f"@decorator\ndef f{n}(x):\n{body}\n\n    return x\n")
     text = "import os\n\n\n" + "\n\n".join(funcs)
-    chunks = chunk_document(Document(text, "code", "python"), title="m.py", count_tokens=batched(words),
+    chunks = chunk_document(Document(text, "code", "python"), title="m.py", count_tokens=WORDS,
                             max_tokens=80, overlap_tokens=0)
     check(text, chunks, title="m.py", count=words, max_tokens=80)
     assert len(chunks) > 3
@@ -253,18 +256,18 @@ def test_counting_is_linear_not_quadratic():
 
 def test_empty_documents():
     for text in ["", "   \n\n\t\n", "\f\n"]:
-        assert chunk_document(Document(text, "markdown"), title="t", count_tokens=batched(words)) == []
+        assert chunk_document(Document(text, "markdown"), title="t", count_tokens=WORDS) == []
 
 
 def test_deterministic():
     doc = read_document(EXAMPLES / "work" / "login-bug-postmortem.md")
-    a = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=batched(chars), max_tokens=300)
-    b = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=batched(chars), max_tokens=300)
+    a = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=CHARS, max_tokens=300)
+    b = chunk_document(doc, title="work/login-bug-postmortem.md", count_tokens=CHARS, max_tokens=300)
     assert a == b and len(a) > 5
 
 
 def test_long_title_is_shortened_to_fit():
-    (chunk,) = chunk_document(Document("short body\n", "text"), title="dir/" * 200 + "x.md", count_tokens=batched(chars),
+    (chunk,) = chunk_document(Document("short body\n", "text"), title="dir/" * 200 + "x.md", count_tokens=CHARS,
                               max_tokens=100, overlap_tokens=0)
     assert len(chunk.text) <= 100 and chunk.text.split("\n\n")[0].endswith("dir/x.md")
 
@@ -272,9 +275,9 @@ def test_long_title_is_shortened_to_fit():
 def test_bad_limits():
     doc = Document("x", "text")
     with pytest.raises(ValueError):
-        chunk_document(doc, title="t", count_tokens=batched(words), max_tokens=8)
+        chunk_document(doc, title="t", count_tokens=WORDS, max_tokens=8)
     with pytest.raises(ValueError):
-        chunk_document(doc, title="t", count_tokens=batched(words), max_tokens=100, overlap_tokens=-1)
+        chunk_document(doc, title="t", count_tokens=WORDS, max_tokens=100, overlap_tokens=-1)
 
 
 def test_examples_end_to_end():
@@ -284,7 +287,7 @@ def test_examples_end_to_end():
         if not isinstance(item, FileEntry):
             continue
         doc = read_document(item.path)
-        chunks = chunk_document(doc, title=item.rel, count_tokens=batched(words), max_tokens=120, overlap_tokens=16)
+        chunks = chunk_document(doc, title=item.rel, count_tokens=WORDS, max_tokens=120, overlap_tokens=16)
         assert chunks, item.rel
         check(doc.text, chunks, title=item.rel, count=words, max_tokens=120)
         headings |= {f"{item.rel} > {c.heading}" for c in chunks}
@@ -343,7 +346,7 @@ def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
     docs.append(("t", Document("\n\n".join(f"Paragraph {p}. " + "lorem ipsum dolor " * (5 + p % 40)
                                          for p in range(120)), "text")))
     docs.append(("line", Document(" ".join(f"w{i}." for i in range(1500)), "text")))
-    cases = [(title, doc, count, budget) for title, doc in docs for count in (real, batched(words))
+    cases = [(title, doc, count, budget) for title, doc in docs for count in (real, WORDS)
              for budget in (48, 400)]
     ahead = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16)
              for title, doc, count, budget in cases]
@@ -363,7 +366,8 @@ def test_a_small_note_takes_two_count_calls_and_its_lines_are_not_counted_alone(
         return [words(t) for t in texts]
 
     chunks = chunk_document(Document(text, "markdown"), title="trip.md", count_tokens=count)
-    assert [c.body for c in chunks] == ["# Trip\n\nWe took the night train.", "## Food\n\nBread and cheese.\nThen coffee."]
+    assert [c.body for c in chunks] == ["# Trip\n\nWe took the night train.",
+                                        "## Food\n\nBread and cheese.\nThen coffee."]
     assert len(calls) == 2
     assert calls[1] == [c.text for c in chunks]  # the final check of each chunk, all in one call
     assert not {"Bread and cheese.", "Then coffee.", "We took the night train."} & {t for c in calls for t in c}
