@@ -193,7 +193,7 @@ def test_the_readme_plain_sql_query_finds_what_the_knowledge_base_finds(tmp_path
         assert len(set(plain) & set(ours)) >= 8
 
 
-def test_term_frequencies_from_fts5vocab_equal_counting_each_term(tmp_path):
+def test_term_frequencies_equal_counting_each_term_and_stop_at_the_cap(tmp_path):
     from mlx_jina.kb import keywords
     from mlx_jina.kb.search import document_frequencies
 
@@ -211,7 +211,9 @@ def test_term_frequencies_from_fts5vocab_equal_counting_each_term(tmp_path):
         got = document_frequencies(conn, terms)
         counted = {t: conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
                    for t in terms}
+        capped = document_frequencies(conn, terms, cap=2)
     assert got == counted
+    assert capped == {t: min(n, 2) for t, n in counted.items()}
     assert counted['"the"'] == 3 and counted['"absent"'] == 0 and counted['"runs"'] == 1
 
 

@@ -164,30 +164,23 @@ def _informative(conn: Any, terms: list[str]) -> list[str]:
     if len(terms) < 2:
         return terms
     total = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0  # ~count(*), without a scan
-    counts = document_frequencies(conn, terms)
-    limit = max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN)
+    limit = int(max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN))
+    counts = document_frequencies(conn, terms, cap=limit + 1)
     kept = [t for t in terms if 0 < counts[t] <= limit]
-    return kept or [min(terms, key=counts.__getitem__)]
+    if kept:
+        return kept
+    if min(counts.values()) > limit:  # every term is common: count them in full to find the rarest
+        counts = document_frequencies(conn, terms)
+    return [min(terms, key=counts.__getitem__)]
 
 
-def document_frequencies(conn: Any, terms: list[str]) -> dict[str, int]:
-    """Chunks containing each MATCH term. A term that FTS5's tokenizer makes one token is looked up
-    in the fts5vocab table (one query for all); phrases and prefixes are counted by MATCH. The
-    tokenizing is FTS5's own (a scratch FTS5 table in `temp`), so stemming always agrees."""
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms USING fts5(t, tokenize='{keywords.TOKENIZE}')")
-    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING fts5vocab(temp, query_terms, 'instance')")
-    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_terms USING fts5vocab(main, chunks_fts, 'row')")
-    conn.execute("DELETE FROM temp.query_terms")
-    conn.executemany("INSERT INTO temp.query_terms(rowid, t) VALUES (?, ?)", enumerate(terms))
-    tokens: dict[int, list[str]] = {}
-    for row, token in conn.execute("SELECT doc, term FROM temp.query_tokens"):
-        tokens.setdefault(row, []).append(token)
-    single = {i: found[0] for i, found in tokens.items() if len(found) == 1 and not terms[i].endswith("*")}
-    df = dict(conn.execute(f"SELECT term, doc FROM temp.chunk_terms WHERE term IN ({','.join('?' * len(single))})",
-                           list(single.values())).fetchall()) if single else {}
-    return {t: df.get(single[i], 0) if i in single else
-            conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (t,)).fetchone()[0]
-            for i, t in enumerate(terms)}
+def document_frequencies(conn: Any, terms: list[str], cap: int | None = None) -> dict[str, int]:
+    """Chunks containing each MATCH term (phrases and prefixes too), counted by FTS5 itself so
+    tokenizing and stemming always agree; with `cap`, counting stops there: whether a term is
+    common needs no more. (fts5vocab's per-term counts read every posting: 5.4 ms for an 8-word
+    query at 100k chunks, against 2.3 ms capped at 5,001.)"""
+    sql = "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)"
+    return {t: conn.execute(sql, (t, -1 if cap is None else cap)).fetchone()[0] for t in terms}
 
 
 def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int,
