@@ -213,18 +213,23 @@ class Embedder:
         truncate: bool = False,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         adapter_mode: AdapterMode = "auto",
+        ids: Sequence[Sequence[int]] | None = None,
     ) -> np.ndarray:
         """Embed texts -> [N, dimensions] (a single string -> [dimensions]).
 
         task: one Jina API task name for all texts, or a list with one per text (one forward pass
         may mix them). dimensions: a Matryoshka size (slice, then normalise). embedding_type:
-        float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.postprocess)."""
+        float | float16 | int8 | binary | ubinary | base64 (see mlx_jina.postprocess). ids: the
+        texts' `tokenize(texts, tasks, truncate=truncate)`, when the caller made them already (the
+        indexer counts each chunk that way): used instead of tokenizing again."""
         single = isinstance(texts, str)
         batch: Sequence[str] = [texts] if isinstance(texts, str) else texts
         tasks = self.check_inputs(batch, task, dimensions=dimensions, embedding_type=embedding_type,
                                   batch_tokens=batch_tokens, normalized=normalized, truncate=truncate)
-        raw = self.embed_ids(self.tokenize(batch, tasks, truncate=truncate), tasks,
-                             batch_tokens=batch_tokens, adapter_mode=adapter_mode)
+        if ids is not None and len(ids) != len(batch):
+            raise InputError(f"got {len(ids)} token id rows for {len(batch)} texts")
+        rows = self.tokenize(batch, tasks, truncate=truncate) if ids is None else ids
+        raw = self.embed_ids(rows, tasks, batch_tokens=batch_tokens, adapter_mode=adapter_mode)
         result = finalize(raw, dimensions=dimensions, normalized=normalized, embedding_type=embedding_type)
         return result[0] if single else result
 

@@ -114,3 +114,11 @@ def test_merged_mode_needs_a_float_base(tiny_path):
     with pytest.raises(InputError, match="needs a float base"):
         quantized.encode(["a"], task="clustering", adapter_mode="merged")
     assert quantized.encode(["a"], task="clustering").shape == (1, 128)  # auto never merges it
+
+
+def test_ids_made_by_tokenize_give_the_same_vectors(tiny):
+    ids = tiny.tokenize(TEXTS, ["retrieval.passage"] * len(TEXTS), truncate=True)
+    again = tiny.encode(TEXTS, task="retrieval.passage", truncate=True, ids=ids)
+    assert np.array_equal(again, tiny.encode(TEXTS, task="retrieval.passage", truncate=True))
+    with pytest.raises(InputError, match="got 2 token id rows for 3 texts"):
+        tiny.encode(TEXTS, task="retrieval.passage", ids=ids[:2])

@@ -253,3 +253,21 @@ def test_add_and_remove_single_files(kb, notes):
     assert kb.remove(notes / "work") == 1
     assert {r[0] for r in kb.store.conn.execute("SELECT rel FROM documents")} == {"code.py"}
     assert kb.remove(notes / "code.py") == 1 and counts(kb) == (0, 0, 0, 0)
+
+
+def test_chunks_are_tokenized_once_and_embedded_from_those_ids(kb, notes, tiny, monkeypatch):
+    """The chunker's final check tokenizes each chunk as the model sees it; the encoder gets those
+    ids (the same the model would make from the text) instead of tokenizing again."""
+    calls = []
+    encode = tiny.encode
+
+    def spy(texts, **kwargs):
+        calls.append((list(texts), kwargs.get("ids")))
+        return encode(texts, **kwargs)
+
+    monkeypatch.setattr(tiny, "encode", spy)
+    kb.index(notes)
+    indexed = [(texts, ids) for texts, ids in calls if ids is not None]
+    assert sum(len(texts) for texts, _ in indexed) == counts(kb)[1]
+    for texts, ids in indexed:
+        assert ids == tiny.tokenize(texts, ["retrieval.passage"] * len(texts), truncate=True)

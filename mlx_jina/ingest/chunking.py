@@ -73,13 +73,16 @@ def chunk_document(
     *,
     title: str,
     count_tokens: CountTokens,
+    count_chunk: CountTokens | None = None,
     max_tokens: int = 400,
     overlap_tokens: int = 48,
 ) -> list[Chunk]:
     """Chunks of `doc` whose `text` (header "title > heading path" + body) is <= max_tokens.
 
-    count_tokens: token counts of a list of texts, in one call. Consecutive chunks of one section
-    share up to `overlap_tokens` (at most max_tokens // 4) of trailing text. Deterministic.
+    count_tokens: token counts of a list of texts, in one call. count_chunk: how a chunk's final
+    text is counted against max_tokens, if not by count_tokens (the indexer counts it as the model
+    will see it, and keeps those ids). Consecutive chunks of one section share up to
+    `overlap_tokens` (at most max_tokens // 4) of trailing text. Deterministic.
     """
     if max_tokens < MIN_MAX_TOKENS:
         raise InputError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
@@ -90,7 +93,7 @@ def chunk_document(
     overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text
     lines = doc.text.split("\n")
     found = sections(lines, doc.kind)
-    counts = _Counts(count_tokens)
+    counts = _Counts(count_tokens, count_chunk or count_tokens)
     headers = [_header_text(title, s.heading, max_tokens // 2) for s in found]
     counts.want([*headers, "\n", " ", *(m.group() for m in _GAP.finditer(doc.text))])
     counts.fetch()
@@ -115,10 +118,13 @@ class _Counts:
     not noted (it may be built on the guess). `confirmed` tells whether a pass stands; `on_demand`
     counts at once."""
 
-    def __init__(self, count_tokens: CountTokens) -> None:
+    def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens) -> None:
         self.count_tokens = count_tokens
+        self.count_chunk = count_chunk
         self.known: dict[str, int] = {}
+        self.checked: dict[str, int] = {}  # final texts of chunks, by count_chunk
         self.wanted: dict[str, None] = {}
+        self.wanted_checks: dict[str, None] = {}
         self.guessed = False  # a count was guessed in this pass: its packing may not be the real one
         self.section_guessed = False
         self.assumed: list[tuple[str, int]] = []  # checks assumed to pass: (text, limit)
@@ -131,10 +137,12 @@ class _Counts:
         self.wanted.update((t, None) for t in texts if t not in self.known)
 
     def fetch(self) -> None:
-        todo = list(self.wanted)
-        self.wanted.clear()
-        if todo:
-            self.known.update(zip(todo, self.count_tokens(todo)))
+        for wanted, count, known in ((self.wanted, self.count_tokens, self.known),
+                                     (self.wanted_checks, self.count_chunk, self.checked)):
+            todo = list(wanted)
+            wanted.clear()
+            if todo:
+                known.update(zip(todo, count(todo)))
 
     def count(self, text: str) -> int:
         found = self.known.get(text)
@@ -149,10 +157,14 @@ class _Counts:
         return 0
 
     def fits(self, text: str, limit: int) -> bool:
-        if text in self.known or self.on_demand:
-            return self.count(text) <= limit
+        """A chunk's final check: whether `text` is at most `limit` tokens by count_chunk."""
+        found = self.checked.get(text)
+        if found is None and self.on_demand:
+            self.checked[text] = found = self.count_chunk([text])[0]
+        if found is not None:
+            return found <= limit
         if not self.section_guessed:
-            self.wanted[text] = None
+            self.wanted_checks[text] = None
             self.assumed.append((text, limit))
         return True
 
@@ -171,7 +183,7 @@ class _Counts:
         """Fetch what this pass lacked (the next one needs it); True when it guessed no count and
         every check it assumed passes."""
         self.fetch()
-        stands = not self.guessed and all(self.known[text] <= limit for text, limit in self.assumed)
+        stands = not self.guessed and all(self.checked[text] <= limit for text, limit in self.assumed)
         self.guessed, self.assumed = False, []
         return stands
 

@@ -3,9 +3,11 @@
 Per file: unchanged size+mtime -> nothing read; else the bytes' sha256 decides. A new path whose
 hash equals a vanished path's is a rename: the row moves, nothing is embedded. Changed files are
 re-chunked; chunks whose exact text is already stored (an edit elsewhere in the file, a copy) reuse
-their vectors. Reading + chunking, embedding and writing overlap (pipeline.py); embedding happens
-*before* a batch's write transaction, so the write lock is held for milliseconds, and each batch
-of files is written in one transaction. A killed run leaves every file either fully old or fully
+their vectors. With a local model, each chunk is tokenized once, while chunking (its final length
+check counts it as the model will see it), and those ids are what the encoder gets. Reading +
+chunking, embedding and writing overlap (pipeline.py); embedding happens *before* a batch's write
+transaction, so the write lock is held for milliseconds, and each batch of files is written in one
+transaction. A killed run leaves every file either fully old or fully
 new, and the next run picks up where it stopped.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlx_jina.errors import WouldEmptyIndexError
 from mlx_jina.ingest import (
     DEFAULT_MAX_BYTES,
+    CountTokens,
     FileEntry,
     Skipped,
     UnreadableFile,
@@ -33,10 +36,10 @@ from mlx_jina.kb import vectors
 from mlx_jina.kb.paths import printable
 from mlx_jina.kb.pipeline import Writer, ahead
 from mlx_jina.kb.store import NewChunk, Store, StoredDoc
+from mlx_jina.remote import RemoteEmbedder
 
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
-    from mlx_jina.remote import RemoteEmbedder
 
 BATCH_CHUNKS = 64  # chunks embedded per forward batch (across files)
 
@@ -68,6 +71,7 @@ class _Pending:
     stored: StoredDoc | None
     chunks: list[Any] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)  # sha256 of each chunk's text
+    ids: list[list[int] | None] = field(default_factory=list)  # model input of each chunk, if made already
     kind: str = ""
     language: str | None = None
 
@@ -82,6 +86,7 @@ class Indexer:
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.batch_chunks = batch_chunks
+        self._prompt_tokens: int | None = None
 
     def sync(self, root: Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
              max_bytes: int = DEFAULT_MAX_BYTES, remove_missing: bool = True, progress: bool = False,
@@ -194,10 +199,13 @@ class Indexer:
                 bar.advance(1)
                 continue
             p.kind, p.language = doc.kind, doc.language
+            ids_of: dict[str, list[int]] = {}
             chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self.embedder.count_tokens,
-                                    max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
+                                    count_chunk=self._model_counter(ids_of), max_tokens=self.max_tokens,
+                                    overlap_tokens=self.overlap_tokens)
             p.chunks = [c for c in chunks if c.text.strip()]
             p.hashes = [_sha(c.text) for c in p.chunks]
+            p.ids = [ids_of.get(c.text) for c in p.chunks]
             batch.append(p)
             size += len(p.chunks)
             if size >= self.batch_chunks:
@@ -206,14 +214,38 @@ class Indexer:
         if batch:
             yield batch
 
+    def _model_counter(self, ids_of: dict[str, list[int]]) -> CountTokens | None:
+        """The chunker's final check for a local model: the text tokenized as the model will see it
+        (task prompt first, ids kept in `ids_of` for the encoder), counted as the tokens it adds to
+        the prompt. A remote engine tokenizes for itself: None (count the text alone)."""
+        if isinstance(self.embedder, RemoteEmbedder):
+            return None
+        embedder, task = self.embedder, [self.passage_task]
+        if self._prompt_tokens is None:
+            self._prompt_tokens = len(embedder.tokenize([""], task)[0])
+        prompt = self._prompt_tokens
+
+        def count(texts: Sequence[str]) -> list[int]:
+            rows = embedder.tokenize(texts, task * len(texts), truncate=True)
+            ids_of.update(zip(texts, rows))
+            return [len(row) - prompt for row in rows]
+        return count
+
     def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[bytes, tuple[bytes, bytes]]:
-        """Vectors for every chunk of the batch: stored ones reused, the rest embedded now."""
+        """Vectors for every chunk of the batch: stored ones reused, the rest embedded now (from the
+        ids made while chunking, when every one has them)."""
         hashes = [h for p in batch for h in p.hashes]
         known = self.store.vectors_for(hashes)
-        todo = {h: c.text for p in batch for c, h in zip(p.chunks, p.hashes) if h not in known}
+        todo = {h: (c.text, row) for p in batch for c, h, row in zip(p.chunks, p.hashes, p.ids) if h not in known}
         if todo:
-            floats = self.embedder.encode(list(todo.values()), task=self.passage_task,
-                                          dimensions=self.dimensions, truncate=True)
+            texts = [text for text, _ in todo.values()]
+            rows = [row for _, row in todo.values() if row is not None]
+            embedder = self.embedder
+            if not isinstance(embedder, RemoteEmbedder) and len(rows) == len(texts):
+                floats = embedder.encode(texts, task=self.passage_task, dimensions=self.dimensions, truncate=True,
+                                         ids=rows)
+            else:
+                floats = embedder.encode(texts, task=self.passage_task, dimensions=self.dimensions, truncate=True)
             bits, int8 = vectors.encode(floats)
             known |= dict(zip(todo, zip(bits, int8)))
         report.chunks_embedded += len(todo)
