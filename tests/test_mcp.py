@@ -81,6 +81,7 @@ def test_stdio_tools(kb_db: Path, notes: Path, tiny: Embedder) -> None:
     assert hit["rel"] == "cooking.md" and hit["heading"] == "Shakshuka" and hit["lines"] == "1-3"
     assert "Eggs poached" in hit["snippet"] and hit["score"] > 0
     assert [h["rel"] for h in vector.structured_content["hits"]] == ["work/bikes.md"]  # filters applied
+    assert vector.structured_content["mode"] == "keyword"  # no mode asked, tiny-checkpoint index: keywords
 
     assert read.structured_content["text"] == "# Bike chain\n" and read.structured_content["to_line"] == 2
     assert relative.structured_content["text"] == "line 5\nline 6\nline 7"
@@ -109,6 +110,12 @@ def test_stdio_search_reranks_with_reranker(kb_db: Path, tiny: Embedder, tiny_re
     assert [h["rel"] for h in hits] == [h.rel for h in expected] and len(hits) == 2
     assert [h["rerank_score"] for h in hits] == pytest.approx([h.rerank_score for h in expected], abs=1e-5)
     assert status.structured_content["reranker"] == str(tiny_reranker_path)
+
+
+def test_the_zed_example_runs_the_same_command_as_the_claude_one() -> None:
+    [claude] = json.loads(EXAMPLE_CONFIG.read_text())["mcpServers"].values()
+    [zed] = json.loads((EXAMPLE_CONFIG.parent / "zed_settings.json").read_text())["context_servers"].values()
+    assert (zed["command"], zed["args"]) == (claude["command"], claude["args"])
 
 
 def test_cli_refuses_a_missing_index(tmp_path: Path) -> None:

@@ -93,9 +93,9 @@ def build_server(kb: KnowledgeBase, run: RunOnModel, *, reranker: str | None = N
     async def search(
         query: Annotated[str, Field(description="What to look for: a question, a topic or exact words, any language.")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="How many hits to return.")] = 8,
-        mode: Annotated[Literal["hybrid", "vector", "keyword"], Field(
+        mode: Annotated[Literal["hybrid", "vector", "keyword"] | None, Field(
             description="hybrid (default) mixes meaning and exact words; keyword: exact names, identifiers, "
-                        "error messages; vector: meaning only, for paraphrased questions.")] = "hybrid",
+                        "error messages; vector: meaning only, for paraphrased questions.")] = None,
         path: Annotated[str | None, Field(description="Only files whose path matches this glob, relative to the "
                                                       "indexed folder (e.g. 'work/**', '*.py') or absolute.")] = None,
         kinds: Annotated[list[str] | None, Field(description="Only these kinds (markdown, text, code, html, pdf) or "
@@ -109,6 +109,8 @@ def build_server(kb: KnowledgeBase, run: RunOnModel, *, reranker: str | None = N
         `get(path, from_line=<first line of its lines>)`."""
         if rerank and reranker is None:
             raise ToolError("this server has no reranker (start `mlx-jina mcp` with --reranker); search without rerank")
+        if mode is None:  # an index built by the offline test checkpoint: its vectors mean nothing
+            mode = "keyword" if await on_model(lambda: kb.built_with_test_checkpoint) else "hybrid"
         hits = await on_model(kb.search, query, k=k, mode=mode, path=path, kinds=kinds or (), since=since,
                               rerank=rerank)
         return SearchResults(query=query, mode=mode, hits=[

@@ -90,14 +90,6 @@ def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None,
     return KnowledgeBase(path, model=model, dimensions=dims, reranker=reranker)
 
 
-def _built_with_tiny(kb: KnowledgeBase) -> bool:
-    """Whether the index was built with the bundled tiny checkpoint (the offline fallback)."""
-    from mlx_jina.embedder import TINY_CHECKPOINT
-
-    bound = kb.store.binding()
-    return bool(bound and bound.model_id == str(TINY_CHECKPOINT.resolve()))
-
-
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="seconds") if ts else "never"
 
@@ -230,7 +222,7 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
     model = remote or (load_from_options(**model_opts) if explicit and mode != "keyword" else None)
     second = load_reranker_from_options(reranker, reranker_quantize) if rerank else None
     with _kb(db, model, must_exist=True, reranker=second) as kb:
-        if model is None and mode != "keyword" and _built_with_tiny(kb):
+        if model is None and mode != "keyword" and kb.built_with_test_checkpoint:
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
                 mode = "keyword"
                 click.secho("note: this index was built with the bundled tiny test checkpoint, whose vectors are NOT "

@@ -111,6 +111,15 @@ class KnowledgeBase:
             self._reranker = load_reranker(self._reranker or os.environ.get(RERANKER_ENV) or None)
         return self._reranker
 
+    @property
+    def built_with_test_checkpoint(self) -> bool:
+        """Whether the index's vectors come from the bundled tiny checkpoint (the offline fallback):
+        then they carry no meaning, and searches that did not ask for a mode search by keywords."""
+        from mlx_jina.embedder import TINY_CHECKPOINT
+
+        bound = self.store.binding()
+        return bool(bound and bound.model_id == str(TINY_CHECKPOINT.resolve()))
+
     def wanted_binding(self, *, fresh: bool = False) -> Binding:
         """What this model and size would record; fresh: ignore the database's current binding."""
         info = self.embedder.info
