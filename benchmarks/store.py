@@ -172,8 +172,8 @@ def bulk_vectors(path: Path, texts: list[str], floats: np.ndarray) -> tuple[Stor
     bits, int8 = vectors.encode(floats)
     start = time.perf_counter()
     with store.transaction() as conn:
-        conn.executemany("INSERT INTO chunk_codes VALUES (?, ?, ?)", ((i + 1, i // 10, b) for i, b in enumerate(bits)))
-        conn.executemany("INSERT INTO chunk_int8 VALUES (?, ?)", ((i + 1, v) for i, v in enumerate(int8)))
+        conn.executemany("INSERT INTO chunk_vectors VALUES (?, ?, ?, ?)",
+                         ((i + 1, i // 10, b, v) for i, (b, v) in enumerate(zip(bits, int8, strict=True))))
         conn.execute(NEW_VECTORS_TOKEN)
     rate = len(bits) / (time.perf_counter() - start)
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

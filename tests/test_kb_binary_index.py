@@ -91,7 +91,7 @@ def write(store: Store, path: str, x: np.ndarray) -> None:
 def exact_in_snapshot(store: Store, q: np.ndarray) -> dict[int, float]:
     """int8 cosine over every stored row, read in the caller's snapshot (small stores: the vector
     search takes every row as a candidate, so it must equal this)."""
-    rows = store.conn.execute("SELECT chunk_id, int8 FROM chunk_int8").fetchall()
+    rows = store.conn.execute("SELECT chunk_id, int8 FROM chunk_vectors").fetchall()
     if not rows:
         return {}
     stored = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1)

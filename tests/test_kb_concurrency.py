@@ -57,13 +57,12 @@ def consistent_counts(kb: KnowledgeBase) -> tuple[int, int]:
     conn = kb.store.conn
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")  # raises if out of step
-    docs, chunks, codes, int8, fts, orphans = conn.execute(
-        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_codes), "
-        "(SELECT count(*) FROM chunk_int8), "
+    docs, chunks, vectors, fts, orphans = conn.execute(
+        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_vectors), "
         "(SELECT count(*) FROM chunks_fts_docsize), "
         "(SELECT count(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_id = d.id))"
     ).fetchone()
-    assert chunks == codes == int8 == fts and orphans == 0  # every document was written whole
+    assert chunks == vectors == fts and orphans == 0  # every document was written whole
     return docs, chunks
 
 

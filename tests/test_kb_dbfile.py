@@ -114,7 +114,8 @@ def test_new_database_in_a_read_only_folder(tmp_path, notes, tiny_path, monkeypa
 
 def test_full_disk_is_one_line_and_the_rerun_finishes(tmp_path, notes, tiny_path, monkeypatch):
     db = tmp_path / "kb.db"
-    with KnowledgeBase(db) as kb:  # the empty schema
+    with KnowledgeBase(db) as kb:  # the empty schema, without the free pages its earlier layouts left
+        kb.store.conn.execute("VACUUM")
         empty = kb.store.conn.execute("PRAGMA page_count").fetchone()[0]
         page = kb.store.conn.execute("PRAGMA page_size").fetchone()[0]
     real = store_module.connect

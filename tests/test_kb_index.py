@@ -54,7 +54,7 @@ def kb(tmp_path: Path, tiny) -> KnowledgeBase:
 def counts(kb: KnowledgeBase) -> tuple[int, int, int, int]:
     """documents, chunks, vec rows, FTS rows: always consistent."""
     return kb.store.conn.execute(
-        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_codes),"
+        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_vectors),"
         " (SELECT count(*) FROM chunks_fts_docsize)").fetchone()
 
 

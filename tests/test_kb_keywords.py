@@ -161,8 +161,8 @@ def test_migration_rebuilds_the_keyword_index_without_touching_vectors(tmp_path,
     store = Store(db)
     assert "rebuilding the keyword index of 2 chunks" in capsys.readouterr().err
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    moved = store.conn.execute("SELECT chunk_id, bits, int8 FROM chunk_codes JOIN chunk_int8 USING (chunk_id) "
-                               "ORDER BY 1").fetchall()  # schema 3: out of vec0 into plain tables, unchanged
+    moved = store.conn.execute("SELECT chunk_id, bits, int8 FROM chunk_vectors ORDER BY 1").fetchall()
+    # schema 3: out of vec0 into plain tables, unchanged; schema 5: one row per chunk
     assert moved == before
     assert not store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_vec'").fetchone()
     texts = ["上周我们把用户数据库迁移到了PostgreSQL", "The login bug, fixed."]  # schema 4: text once, binary hashes

@@ -118,7 +118,7 @@ def test_binary_knn_with_rescoring_recalls_exact_float_search(tmp_path):
         hits = search(store, "unused", q, k=10, mode="vector", per_doc=10)
         recall.append(len(exact & {h.chunk_id for h in hits}) / 10)
         rows = store.conn.execute(
-            "SELECT chunk_id FROM chunk_codes ORDER BY vec_distance_hamming(vec_bit(bits), vec_bit(?)) LIMIT 10",
+            "SELECT chunk_id FROM chunk_vectors ORDER BY vec_distance_hamming(vec_bit(bits), vec_bit(?)) LIMIT 10",
             (vectors.query_bits(q),)).fetchall()
         hamming_only.append(len(exact & {r[0] for r in rows}) / 10)
     assert np.mean(recall) >= 0.95
@@ -169,10 +169,9 @@ def test_removing_a_document_removes_its_chunks_fts_rows_and_vectors(tmp_path):
     write_vectors(store, unit_rows(rng, 5, 64))
     doc = store.document("/notes/a.md")
     store.remove_document(doc.id)
-    counts = store.conn.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_codes), "
-                                "(SELECT count(*) FROM chunk_int8), "
+    counts = store.conn.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM chunk_vectors), "
                                 "(SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'body')").fetchone()
-    assert counts == (0, 0, 0, 0)
+    assert counts == (0, 0, 0)
 
 
 def test_the_readme_plain_sql_query_finds_what_the_knowledge_base_finds(tmp_path):
@@ -232,4 +231,4 @@ def test_a_batch_of_documents_is_written_whole_or_not_at_all(tmp_path):
         store.write_documents([doc("/notes/a.md", bits[0]), doc("/notes/b.md", None)])
     assert store.conn.execute("SELECT count(*) FROM documents").fetchone()[0] == 0
     store.write_documents([doc("/notes/a.md", bits[0]), doc("/notes/b.md", bits[1])])
-    assert store.conn.execute("SELECT count(*) FROM chunk_codes").fetchone()[0] == 2
+    assert store.conn.execute("SELECT count(*) FROM chunk_vectors").fetchone()[0] == 2

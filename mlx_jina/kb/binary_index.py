@@ -1,6 +1,6 @@
 """The in-process Hamming index: every chunk's sign bits in one word-major array, scanned by numpy.
 
-A cache, never a source: SQLite holds the bits (`chunk_codes`), and every write that changes them
+A cache, never a source: SQLite holds the bits (`chunk_vectors.bits`), and every write that changes them
 stores a new random `vectors_token` in `meta` in the same transaction. An index knows the token it
 was built from; a search reads the token inside its read transaction and rebuilds (or reloads the
 sidecar file) when it differs, so the index always matches the snapshot the search reads its
@@ -172,7 +172,7 @@ class IndexCache:
             return self.index
         index = BinaryIndex.load(self.sidecar, token) if self.sidecar else None
         if index is None:
-            rows = conn.execute("SELECT chunk_id, doc_id, bits FROM chunk_codes ORDER BY chunk_id").fetchall()
+            rows = conn.execute("SELECT chunk_id, doc_id, bits FROM chunk_vectors ORDER BY chunk_id").fetchall()
             index = BinaryIndex.from_rows(token, rows)
             if self.sidecar:
                 try:

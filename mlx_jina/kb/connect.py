@@ -24,9 +24,10 @@ from mlx_jina.kb import keywords
 
 BACKENDS = ("sqlite3", "sqlean", "pysqlite3.dbapi2")
 BACKEND_ENV = "MLX_JINA_SQLITE"
-#: Page size of new database files (existing ones keep theirs). At 1024-d a chunk's int8 row is
-#: ~1 KB: 4 KiB pages hold 3 (340 B/chunk wasted), 8 KiB pages 7 (140 B). Measured, 20k chunks at
-#: 1024-d: 1,963 -> 1,758 B/chunk, for +0.9 ms CPU per 1,000 rescored rows (16 KiB: 1,685 B, +1.9 ms).
+#: Page size of new database files (existing ones keep theirs). At 1024-d a chunk's vector row
+#: (bits + int8, schema.py) is ~1,169 B: 4 KiB pages hold 3 (~190 B/chunk unused), 8 KiB pages 7
+#: (~1 B). Measured at schema 4 (int8 rows alone), 20k chunks at 1024-d: 1,963 -> 1,758 B/chunk, for
+#: +0.9 ms CPU per 1,000 rescored rows (16 KiB: 1,685 B, +1.9 ms).
 PAGE_SIZE = 8192
 #: Reads through a memory map instead of one pread() + copy per page: int8 rescoring reads ~1,500
 #: random rows per query at 1M chunks; measured 1M x 384-d, 1,500 rows: 8.2 -> 5.3 ms CPU (a larger

@@ -3,12 +3,12 @@
 Tables: meta (model binding, last index, `vectors_token`), documents, chunks (a chunk keeps its
 context `header` and its `body`: the embedded text is header + body), chunks_fts (contentless FTS5
 over chunk headings and bodies as `keywords.index_text` rewrites them, kept in step by triggers
-that call it), chunk_codes (each chunk's sign bits and its document, what the in-process Hamming
-index is built from) and chunk_int8 (the rescoring vectors, read by rowid). Both vector tables are
-plain tables of sqlite-vec blobs, so the database stays searchable with plain SQL through
-sqlite-vec's functions (README); they replaced a vec0 table whose full scan (needed to build the
-index) ran at ~130 us/row and whose IN lookups of 1,000 ids took 8x a plain table's. Hashes are
-sha256 digests as 32-byte blobs.
+that call it) and chunk_vectors (one row per chunk: its document, its sign bits, what the
+in-process Hamming index is built from, and its int8 rescoring vector, read by rowid). The vectors
+are sqlite-vec blobs in a plain table, so the database stays searchable with plain SQL through
+sqlite-vec's functions (README); a plain table replaced a vec0 table whose full scan (needed to
+build the index) ran at ~130 us/row and whose IN lookups of 1,000 ids took 8x a plain table's. Hashes
+are sha256 digests as 32-byte blobs.
 """
 
 from __future__ import annotations
@@ -64,6 +64,28 @@ def _lean_chunks(conn: Any) -> None:
                  "text_hash = mlx_jina_unhex(text_hash)")
     conn.execute("ALTER TABLE chunks DROP COLUMN text")
     conn.execute("UPDATE documents SET content_hash = mlx_jina_unhex(content_hash)")
+
+
+def _one_vector_row(conn: Any) -> None:
+    """4 -> 5: a chunk's bits and int8 vector in one row of chunk_vectors, not one row in each of
+    chunk_codes and chunk_int8: at 1024-d a ~1,160-byte row packs 7 to an 8 KiB page where the
+    1,030-byte int8 rows left ~930 B of each page unused, and the second table's keys go
+    (benchmarks/db_bytes.py: 1,756 -> 1,628 B/chunk). Seven rows fill 8,183 of a page's 8,184 bytes
+    while chunk ids stay below 2^21 (a 3-byte varint); past ~2M chunks six fit."""
+    conn.execute("""CREATE TABLE chunk_vectors (
+        chunk_id INTEGER PRIMARY KEY,           -- chunks.id
+        doc_id INTEGER NOT NULL,                -- chunks.doc_id (filters are masks over documents)
+        bits BLOB NOT NULL,                     -- sign bits, LSB first: vec_bit(bits)
+        int8 BLOB NOT NULL                      -- per-vector scaled int8: vec_int8(int8)
+    )""")
+    conn.execute("INSERT INTO chunk_vectors(chunk_id, doc_id, bits, int8) SELECT k.chunk_id, k.doc_id, k.bits, "
+                 "i.int8 FROM chunk_codes k JOIN chunk_int8 i USING (chunk_id) ORDER BY k.chunk_id")
+    # each chunk's document in a narrow b-tree: a filtered keyword search joins it per match, ~3x
+    # faster than reading the ~1.2 KB rows (benchmarks/db_bytes.py), for ~12 B/chunk
+    conn.execute("CREATE INDEX chunk_vectors_doc ON chunk_vectors(chunk_id, doc_id)")
+    conn.execute("DROP TABLE chunk_codes")
+    conn.execute("DROP TABLE chunk_int8")
+    conn.execute(NEW_VECTORS_TOKEN)
 
 
 Migration = tuple[str, ...] | Callable[[Any], None]
@@ -123,6 +145,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     _plain_vector_tables,  # 2 -> 3
     _lean_chunks,  # 3 -> 4
+    _one_vector_row,  # 4 -> 5
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # What a migration step with work to do tells the user, by the version it reaches.
@@ -132,12 +155,14 @@ NOTICES = {
     3: "moving the vectors of {chunks} chunks out of the sqlite-vec vec0 table into plain tables "
        "(no re-embedding; this runs once)",
     4: "storing the text of {chunks} chunks once instead of twice (no re-embedding; this runs once)",
+    5: "storing the vectors of {chunks} chunks in one table instead of two (no re-embedding; this runs once)",
 }
 
 
-def migrate(conn: Any, *, readonly: bool = False) -> int:
+def migrate(conn: Any, *, readonly: bool = False, until: int = SCHEMA_VERSION) -> int:
     """Bring the schema to SCHEMA_VERSION, each step in its own transaction; returns the version.
-    readonly: only check (a read-only file cannot be upgraded, or created)."""
+    readonly: only check (a read-only file cannot be upgraded, or created). until: stop at that
+    older version (tests and benchmarks build the files earlier mlx-jinas wrote)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise SchemaError(
@@ -150,12 +175,12 @@ def migrate(conn: Any, *, readonly: bool = False) -> int:
         raise SchemaError("empty: not a mlx-jina database yet; build it with `mlx-jina index FOLDER`" if version == 0
                           else f"schema version {version} is older than this mlx-jina's {SCHEMA_VERSION}; it is "
                           "upgraded when opened with write access (e.g. by `mlx-jina index FOLDER`)")
-    while version < SCHEMA_VERSION:
+    while version < until:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # re-read under the write lock: another process may have migrated meanwhile
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
+            if version < until:
                 _notify(conn, version + 1)
                 step = MIGRATIONS[version]
                 if callable(step):

@@ -143,11 +143,12 @@ def _keyword(conn: Any, terms: list[str], filters: Filters, n: int) -> dict[int,
     if not filters:  # no join: FTS5 alone (a join with chunks and documents doubled the time)
         rows = conn.execute("SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
                             "ORDER BY s LIMIT ?", (match, n)).fetchall()
-    else:  # the document of a chunk from chunk_codes: small rows, unlike the chunk text's
+    else:  # a chunk's document from the narrow (chunk_id, doc_id) index, not the wide vector rows (schema.py)
         where, params = filters.sql()
         rows = conn.execute(
-            "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunk_codes k ON k.chunk_id = f.rowid "
-            f"JOIN documents d ON d.id = k.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
+            "SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f "
+            "JOIN chunk_vectors v INDEXED BY chunk_vectors_doc ON v.chunk_id = f.rowid "
+            f"JOIN documents d ON d.id = v.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?",
             (match, *params, n)).fetchall()
     return {chunk_id: -score for chunk_id, score in rows}
 

@@ -1,7 +1,7 @@
 """The SQLite side of the knowledge base: one connection, the model binding, and every write.
 
 Each write method is one transaction, so a process killed at any moment leaves either the old or
-the new state of a document, never a mix (SQLite's journal covers the FTS5 and vec0 shadow tables
+the new state of a document, never a mix (SQLite's journal covers the FTS5 shadow tables
 too). Writers use BEGIN IMMEDIATE and WAL mode, so searches keep running while an index run writes.
 """
 
@@ -181,7 +181,7 @@ class Store:
         if not len(chunk_ids):
             return [], np.zeros((0, 0), dtype=np.int8)
         rows = self.conn.execute(
-            f"SELECT chunk_id, int8 FROM chunk_int8 WHERE chunk_id IN ({','.join(str(int(i)) for i in chunk_ids)})"
+            f"SELECT chunk_id, int8 FROM chunk_vectors WHERE chunk_id IN ({','.join(str(int(i)) for i in chunk_ids)})"
         ).fetchall()
         if not rows:
             return [], np.zeros((0, 0), dtype=np.int8)
@@ -239,7 +239,7 @@ class Store:
         """Forget every document and vector and bind to a new model (for --reembed)."""
         _check_dimensions(wanted.dimensions)
         with self.transaction() as conn:
-            for table in ("chunk_codes", "chunk_int8", "chunks", "documents", "meta"):
+            for table in ("chunk_vectors", "chunks", "documents", "meta"):
                 conn.execute(f"DELETE FROM {table}")
             self._set_meta(conn, asdict(wanted) | {"created_at": time.time()})
             conn.execute(NEW_VECTORS_TOKEN)
@@ -275,8 +275,8 @@ class Store:
     def _find_vectors(self, text_hashes: Iterable[bytes], found: dict[bytes, tuple[bytes, bytes]]) -> None:
         for text_hash in text_hashes:
             row = self.conn.execute(
-                "SELECT k.bits, i.int8 FROM chunks c JOIN chunk_codes k ON k.chunk_id = c.id "
-                "JOIN chunk_int8 i ON i.chunk_id = c.id WHERE c.text_hash = ? LIMIT 1", (text_hash,)
+                "SELECT v.bits, v.int8 FROM chunks c JOIN chunk_vectors v ON v.chunk_id = c.id "
+                "WHERE c.text_hash = ? LIMIT 1", (text_hash,)
             ).fetchone()
             if row:
                 found[text_hash] = (bytes(row[0]), bytes(row[1]))
@@ -305,9 +305,8 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (doc_id, c.seq, c.heading, c.start_line, c.end_line, _header(c), c.body, c.text_hash),
                 ).lastrowid
-                conn.execute("INSERT INTO chunk_codes(chunk_id, doc_id, bits) VALUES (?, ?, ?)",
-                             (chunk_id, doc_id, c.bits))
-                conn.execute("INSERT INTO chunk_int8(chunk_id, int8) VALUES (?, ?)", (chunk_id, c.rescore))
+                conn.execute("INSERT INTO chunk_vectors(chunk_id, doc_id, bits, int8) VALUES (?, ?, ?, ?)",
+                             (chunk_id, doc_id, c.bits, c.rescore))
             conn.execute(NEW_VECTORS_TOKEN)
 
     def write_documents(self, documents: Sequence[dict[str, Any]]) -> None:
@@ -333,8 +332,7 @@ class Store:
             conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
 
     def _delete_chunks(self, conn: Any, doc_id: int) -> None:
-        for table in ("chunk_codes", "chunk_int8"):
-            conn.execute(f"DELETE FROM {table} WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)", (doc_id,))
+        conn.execute("DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute(NEW_VECTORS_TOKEN)
 

@@ -1,7 +1,7 @@
 """How a chunk vector is stored and how a query is scored against it.
 
-Each chunk keeps two things: its sign bits (`chunk_codes.bits`, D/8 bytes) for the Hamming scan of
-the in-process index (binary_index.py), and an int8 copy (`chunk_int8.int8`, D bytes, scaled per
+Each chunk keeps two things, in one `chunk_vectors` row: its sign bits (`bits`, D/8 bytes) for the
+Hamming scan of the in-process index (binary_index.py), and an int8 copy (`int8`, D bytes, scaled per
 vector by 127/max|v|, so no calibration set is needed and incremental indexing never re-quantizes)
 for rescoring the Hamming candidates with the float query. Cosine against the int8 copy is within ~1e-3 of float cosine.
 
