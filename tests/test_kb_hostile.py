@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,25 @@ def test_signal_mid_index_says_the_index_is_consistent_and_the_rerun_resumes(tmp
     assert done == 2
     resumed = json.loads(cli("index", notes, "--db", db, "--model", tiny_path, "--json").stdout)
     assert (resumed["added"], resumed["unchanged"]) == (8 - done, done)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_watch_with_one_line_and_the_shell_status(tmp_path, notes, tiny_path, monkeypatch, signum):
+    from mlx_jina.kb import watch as watch_module
+
+    real = watch_module.watch
+
+    def watch_then_signal(kb, folder, *, on_report, **kwargs):
+        def report_then_signal(report):
+            on_report(report)
+            threading.Timer(0.3, os.kill, (os.getpid(), signum)).start()  # while watching for changes
+        return real(kb, folder, on_report=report_then_signal, **kwargs)
+
+    monkeypatch.setattr(watch_module, "watch", watch_then_signal)
+    stopped = cli("watch", notes, "--db", tmp_path / "kb.db", "--model", tiny_path)
+    assert stopped.exit_code == 128 + signum
+    assert f"stopped by {signal.Signals(signum).name}" in stopped.output and "Traceback" not in stopped.output
+    assert "3 files seen: 3 added" in stopped.output  # the first sync ran and was reported
 
 
 def test_query_with_a_lone_surrogate_is_an_input_error(kb, notes):

@@ -296,19 +296,16 @@ def watch(folder: Path, debounce: int, db: Path | None, include: tuple[str, ...]
     """Index FOLDER, then keep the index current as files change (Ctrl-C stops)."""
     from mlx_jina.kb.watch import watch as watch_folder
 
-    with _kb(db, _load(model_opts), dims) as kb:
+    with interrupt_safely(), _kb(db, _load(model_opts), dims) as kb:
         click.echo(f"watching {folder.resolve()} (Ctrl-C to stop)", err=True)
-        try:
-            reports: list[Any] = []  # skipped files are listed once, not on every change
+        reports: list[Any] = []  # skipped files are listed once, not on every change
 
-            def show(report: Any) -> None:
-                _print_report(report, False, list_skipped=not reports)
-                reports.append(report)
+        def show(report: Any) -> None:
+            _print_report(report, False, list_skipped=not reports)
+            reports.append(report)
 
-            watch_folder(kb, folder, debounce_ms=debounce, on_report=show,
-                         **_index_args(include, exclude, max_bytes, follow_links, allow_empty))
-        except KeyboardInterrupt:
-            pass
+        watch_folder(kb, folder, debounce_ms=debounce, on_report=show,
+                     **_index_args(include, exclude, max_bytes, follow_links, allow_empty))
 
 
 @main.command()

@@ -23,7 +23,11 @@ STOPPED = ("stopped by {name}: the index is consistent (every file is either ful
            "run the same command again to resume where it stopped")
 
 
+_received: list[int] = []  # the signals that arrived: a library may re-raise ours as a plain KeyboardInterrupt
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
 
 
@@ -33,10 +37,11 @@ def interrupt_safely() -> Iterator[None]:
     stderr and exit status 128 + the signal number (the shell convention)."""
     main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
     previous = {s: signal.signal(s, _raise) for s in SIGNALS} if main else {}
+    _received.clear()
     try:
         yield
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    except KeyboardInterrupt as exc:  # watchfiles turns any signal into a plain KeyboardInterrupt
+        signum = exc.signum if isinstance(exc, Interrupted) else (_received[-1] if _received else signal.SIGINT)
         click.echo(STOPPED.format(name=signal.Signals(signum).name), err=True)
         raise SystemExit(128 + signum) from None
     finally:
