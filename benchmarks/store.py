@@ -26,7 +26,7 @@ import numpy as np
 
 import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
 from benchmarks.corpus import MAX_TOKENS, build_store, docstring_paragraphs, embed_minilm, mixtures
-from mlx_jina.kb import keywords, vectors
+from mlx_jina.kb import binary_index, keywords, vectors
 from mlx_jina.kb.schema import NEW_VECTORS_TOKEN
 from mlx_jina.kb.search import Filters, search, vector_search
 from mlx_jina.kb.store import Binding, Store
@@ -147,6 +147,11 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
             methods[f"index: funnel 256-bit prefix, top {n} + int8"] = vector(n, 256)
     default = vectors.candidates(K, len(floats), floats.shape[1])
     methods[f"KB vector mode (default: candidates {default})"] = vector(default)
+    if binary_index.SCAN_THREADS > 1:
+        def one_thread(i: int, top: Callable[[int], list[int]] = vector(default)) -> list[int]:
+            with patch.object(binary_index, "SCAN_THREADS", 1):
+                return top(i)
+        methods["KB vector mode, scan on one thread"] = one_thread
     if hybrid:
         methods["KB hybrid (BM25 + vector, RRF)"] = lambda i: [h.chunk_id for h in search(
             store, query_texts[i], queries[i], k=K, mode="hybrid", per_doc=K)]

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from mlx_jina.kb import vectors
+from mlx_jina.kb import binary_index, vectors
 from mlx_jina.kb.binary_index import BinaryIndex
 from mlx_jina.kb.search import Filters, vector_search
 from mlx_jina.kb.store import Binding, NewChunk, Store
@@ -32,7 +32,10 @@ def brute_force(bits: np.ndarray, query: np.ndarray) -> np.ndarray:
     return (bits != query).sum(1)
 
 
-def test_nearest_is_the_exact_hamming_top_n_nearest_first():
+@pytest.mark.parametrize("threads", [1, 3])
+def test_nearest_is_the_exact_hamming_top_n_nearest_first(monkeypatch, threads):
+    monkeypatch.setattr(binary_index, "SCAN_THREADS", threads)
+    monkeypatch.setattr(binary_index, "MIN_BLOCKS_PER_THREAD", 1)  # 3 blocks: one per thread
     rng = np.random.default_rng(0)
     index, bits = random_index(rng, 40_000)  # several scan blocks
     for _ in range(5):
@@ -126,7 +129,7 @@ def test_the_index_follows_every_write_and_the_sidecar_is_only_a_cache(tmp_path)
 
 WRITER = """
 import sys, time, numpy as np
-from mlx_jina.kb import vectors
+from mlx_jina.kb import binary_index, vectors
 from mlx_jina.kb.store import Binding, NewChunk, Store
 store = Store(sys.argv[1])
 store.bind(Binding("fake", None, None, 64))

@@ -16,8 +16,10 @@ nearest are picked from a histogram of distances (one bincount and two compares)
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ from typing import Any
 import numpy as np
 
 BLOCK_ROWS = 1 << 14  # rows per scan block: the XOR and count temporaries stay in L2
+#: Threads for one large scan, and the fewest blocks worth a thread (below ~130k rows one thread
+#: is faster than handing work out).
+SCAN_THREADS = min(4, os.cpu_count() or 1)
+MIN_BLOCKS_PER_THREAD = 4
 #: Matryoshka funnel: the prefix scan keeps this many candidates per final candidate.
 FUNNEL_FACTOR = 8
 SIDECAR_SUFFIX = "-codes.npz"
@@ -68,21 +74,22 @@ class BinaryIndex:
 
     def distances(self, query: np.ndarray, words: int | None = None, columns: np.ndarray | None = None) -> np.ndarray:
         """Hamming distance (uint16) from `query` words to every row (or to `columns`), over the
-        first `words` words (a Matryoshka prefix) or all of them."""
+        first `words` words (a Matryoshka prefix) or all of them. Large scans are split across
+        SCAN_THREADS threads (numpy releases the GIL in its loops), each over whole blocks."""
         codes = self.codes[: words or self.codes.shape[0]]
         if columns is not None:
             codes = codes[:, columns]
         w, n = codes.shape
         q = query[:w, None]
         out = np.empty(n, dtype=np.uint16)
-        xor = np.empty((w, BLOCK_ROWS), dtype=np.uint64)
-        count = np.empty((w, BLOCK_ROWS), dtype=np.uint8)
-        for start in range(0, n, BLOCK_ROWS):
-            end = min(n, start + BLOCK_ROWS)
-            size = end - start
-            np.bitwise_xor(codes[:, start:end], q, out=xor[:, :size])
-            np.bitwise_count(xor[:, :size], out=count[:, :size])
-            np.sum(count[:, :size], axis=0, dtype=np.uint16, out=out[start:end])
+        blocks = -(-n // BLOCK_ROWS)
+        parts = min(SCAN_THREADS, blocks // MIN_BLOCKS_PER_THREAD) or 1
+        bounds = [BLOCK_ROWS * (blocks * i // parts) for i in range(parts)] + [n]
+        spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+        if parts == 1:
+            _scan(codes, q, out, *spans[0])
+        else:
+            list(_pool().map(lambda span: _scan(codes, q, out, *span), spans))
         return out
 
     def nearest(self, query_bits: bytes, n: int, allowed_docs: np.ndarray | None = None,
@@ -153,9 +160,29 @@ def _smallest(dist: np.ndarray, n: int, limit: int) -> np.ndarray:
     if total[-1] <= n:
         return np.flatnonzero(dist < limit)
     cut = int(np.searchsorted(total, n))  # distance of the n-th nearest
-    below = np.flatnonzero(dist < cut)
-    ties = np.flatnonzero(dist == cut)[: n - len(below)]
+    within = np.flatnonzero(dist <= cut)  # one pass over all rows; the rest touches only these
+    near = dist[within]
+    below = within[near < cut]
+    ties = within[near == cut][: n - len(below)]
     return np.concatenate([below, ties])
+
+
+def _scan(codes: np.ndarray, q: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+    """out[start:stop] = Hamming distances of those rows, block by block (temporaries stay in L2)."""
+    w = codes.shape[0]
+    xor = np.empty((w, BLOCK_ROWS), dtype=np.uint64)
+    count = np.empty((w, BLOCK_ROWS), dtype=np.uint8)
+    for begin in range(start, stop, BLOCK_ROWS):
+        end = min(stop, begin + BLOCK_ROWS)
+        size = end - begin
+        np.bitwise_xor(codes[:, begin:end], q, out=xor[:, :size])
+        np.bitwise_count(xor[:, :size], out=count[:, :size])
+        np.sum(count[:, :size], axis=0, dtype=np.uint16, out=out[begin:end])
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="hamming-scan")
 
 
 class IndexCache:
