@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from mlx_jina import blas
 from mlx_jina.batching import AdapterMode
+from mlx_jina.bench.peers import Peer
 from mlx_jina.bench.workloads import Workload
 from mlx_jina.embedder import Embedder
 from mlx_jina.model.qwen3 import ModelArgs, layer_projections
@@ -41,8 +42,11 @@ class RowResult:
     gflops: float  # achieved: forward_flops / mean time
     pct_peak: float  # gflops / the measured float32 matmul peak
     peak_mem_mb: float  # MLX's own high-water mark during the row (weights included)
-    max_rss_mb: float  # process high-water RSS so far (includes the reference model when compared)
-    reference: dict[str, float] = field(default_factory=dict)  # torch: mean_ms, tokens_per_s, speedup, min_cos
+    max_rss_mb: float  # process high-water RSS so far (includes the peers' models when compared)
+    # per peer that ran the row: mean_ms, p50_ms, tokens_per_s, speedup (its p50 / MLX p50), min_cos vs MLX
+    peers: dict[str, dict[str, float]] = field(default_factory=dict)
+    best_peer: str | None = None  # the fastest peer (lowest p50) on this row
+    vs_best_peer: float | None = None  # best peer p50 / MLX p50: >1 means MLX is faster than every peer
 
 
 def forward_flops(args: ModelArgs, lengths: list[int], lora_rank: int | None) -> int:
@@ -90,53 +94,60 @@ def run_mlx(embedder: Embedder, workload: Workload, *, batch_tokens: int, adapte
     return out
 
 
-def time_calls(call: Callable[[], Any], *, warmup: int, repeats: int, progress: tqdm) -> tuple[list[float], Any]:
-    """Wall times in seconds of `repeats` calls after `warmup` untimed ones, and the last result."""
-    result = None
-    for _ in range(warmup):
-        result = call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - start)
-        progress.update(1)
-    return times, result
+def time_interleaved(calls: Mapping[str, Callable[[], Any]], *, warmup: int, repeats: int,
+                     progress: tqdm) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Wall times in seconds of `repeats` rounds in which every engine runs once (the starting
+    engine rotating, so load drift and cache effects fall on all alike), after `warmup` untimed
+    calls each; and each engine's last result."""
+    names = list(calls)
+    results = {name: None for name in names}
+    for name in names:
+        for _ in range(warmup):
+            results[name] = calls[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            start = time.perf_counter()
+            results[name] = calls[name]()
+            times[name].append(time.perf_counter() - start)
+            progress.update(1)
+    return times, results
 
 
 def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: int, adapter_mode: AdapterMode,
-               warmup: int, repeats: int, peak_gflops: float, lora_rank: int | None,
-               reference: Callable[[Workload], Any] | None = None,
+               warmup: int, repeats: int, peak_gflops: float, lora_rank: int | None, peers: Sequence[Peer] = (),
                on_row: Callable[[RowResult], None] = lambda _: None) -> list[RowResult]:
-    """Time every workload on MLX (and on `reference`, a callable returning vectors, if given);
+    """Time every workload on MLX and, interleaved with it, on each peer that serves the row;
     `on_row` sees each row as soon as it is measured (long runs keep what they measured)."""
     args = embedder.model.args
-    runs = len(workloads) * repeats * (2 if reference else 1)
+    serving = {w.name: [p for p in peers if p.serves({embedder.tasks[t].adapter for t in w.tasks})]
+               for w in workloads}
     results = []
-    smallest = min(workloads, key=lambda w: w.tokens)  # one untimed pass per path: first-call costs
-    run_mlx(embedder, smallest, batch_tokens=batch_tokens, adapter_mode=adapter_mode)
-    if reference:
-        reference(smallest)
+    mlx = functools.partial(run_mlx, embedder, batch_tokens=batch_tokens, adapter_mode=adapter_mode)
+    smallest = min(workloads, key=lambda w: w.tokens)  # one untimed pass per engine: first-call costs
+    mlx(smallest)
+    for peer in peers:
+        peer.run(min((w for w in workloads if peer in serving[w.name]), key=lambda w: w.tokens, default=smallest))
+    runs = sum(repeats * (1 + len(serving[w.name])) for w in workloads)
     with tqdm(total=runs, desc="bench", unit="run", file=sys.stderr, disable=None) as progress:
         for w in workloads:
             progress.set_postfix_str(w.name)
             mx.reset_peak_memory()
-            times, vectors = time_calls(
-                functools.partial(run_mlx, embedder, w, batch_tokens=batch_tokens, adapter_mode=adapter_mode),
-                warmup=warmup, repeats=repeats, progress=progress)
-            mean = statistics.fmean(times)
+            calls = {"mlx": functools.partial(mlx, w)} | {p.name: functools.partial(p.run, w) for p in serving[w.name]}
+            times, vectors = time_interleaved(calls, warmup=warmup, repeats=repeats, progress=progress)
+            mean, p50 = statistics.fmean(times["mlx"]), statistics.median(times["mlx"])
             gflops = forward_flops(args, [len(r) for r in w.ids], lora_rank) / mean / 1e9
-            row = RowResult(w.name, w.description, len(w.ids), w.tokens, 1e3 * mean, 1e3 * statistics.median(times),
+            row = RowResult(w.name, w.description, len(w.ids), w.tokens, 1e3 * mean, 1e3 * p50,
                             w.tokens / mean, gflops, 100 * gflops / peak_gflops, mx.get_peak_memory() / 2**20,
                             max_rss_mb())
-            if reference:
-                ref_times, ref_vectors = time_calls(functools.partial(reference, w), warmup=warmup, repeats=repeats,
-                                                    progress=progress)
-                ref_mean = statistics.fmean(ref_times)
-                row.reference = {"mean_ms": 1e3 * ref_mean, "p50_ms": 1e3 * statistics.median(ref_times),
-                                 "tokens_per_s": w.tokens / ref_mean, "speedup": ref_mean / mean,
-                                 "min_cos": min_cosine(vectors, ref_vectors)}
-                row.max_rss_mb = max_rss_mb()
+            for peer in serving[w.name]:
+                peer_p50 = statistics.median(times[peer.name])
+                row.peers[peer.name] = {"mean_ms": 1e3 * statistics.fmean(times[peer.name]), "p50_ms": 1e3 * peer_p50,
+                                        "tokens_per_s": w.tokens / peer_p50, "speedup": peer_p50 / p50,
+                                        "min_cos": min_cosine(vectors["mlx"], vectors[peer.name])}
+            if row.peers:
+                row.best_peer = min(row.peers, key=lambda name: row.peers[name]["p50_ms"])
+                row.vs_best_peer = row.peers[row.best_peer]["speedup"]
             results.append(row)
             on_row(row)
     return results

@@ -1,40 +1,39 @@
-"""The reference path users would pick instead, on the same weights and inputs: the model card's
-transformers `Qwen3Model` + PEFT with every adapter loaded *unmerged*, one active adapter per call,
-right-padded batches of 32 sorted by length (sentence-transformers' defaults), float32 on CPU.
+"""The PyTorch peers, on the same weights as the MLX model: transformers `Qwen3Model` + PEFT with
+every adapter loaded *unmerged*, one active adapter per call (the model card's path), or one
+adapter merged into the base with PEFT's `merge_and_unload()` (what the vendor's per-task repos
+and sentence-transformers on them run). float32 on CPU.
 
-torch is imported only here, and this module only with `mlx-jina bench --compare torch`.
+torch is imported inside the functions, which peers.build_peers calls after its package check
+(float_base_weights needs no torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlx_jina.bench.peers import PeerRun, padded_batches
 from mlx_jina.bench.workloads import Workload
 from mlx_jina.embedder import Embedder
 from mlx_jina.errors import MlxJinaError
 from mlx_jina.model.lora import lora_rank
 from mlx_jina.spec import package_spec
 
-BATCH_SIZE = 32  # SentenceTransformer.encode's default
-PAD_ID = 0  # padded positions are masked out, so any valid id works (the tiny test vocab has no 151643)
 
+def peft_model(embedder: Embedder, adapters: list[str]) -> Any:
+    """transformers' Qwen3Model with `embedder`'s base weights and its LoRA pairs for `adapters`
+    loaded into PEFT, unmerged, in eval mode."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen3Config, Qwen3Model
 
-def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
-    """A callable embedding a workload with the PyTorch reference built from `embedder`'s weights."""
-    try:
-        import torch
-        from peft import LoraConfig, get_peft_model
-        from transformers import Qwen3Config, Qwen3Model
-    except ImportError as exc:
-        raise MlxJinaError(f"--compare torch needs torch, transformers and peft ({exc}): "
-                           "pip install torch transformers peft") from exc
-    args, names = embedder.model.args, embedder.adapters
-    if not names:
-        raise MlxJinaError("--compare torch needs a checkpoint with separate adapters (not a merged one)")
+    args, rank = embedder.model.args, lora_rank(embedder.model)
+    if not embedder.adapters or rank is None:
+        raise MlxJinaError("--compare needs a checkpoint with separate adapters (not a merged one)")
     config = Qwen3Config(
         vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
         num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
@@ -43,39 +42,52 @@ def reference_runner(embedder: Embedder) -> Callable[[Workload], np.ndarray]:
         tie_word_embeddings=True, attn_implementation="sdpa")
     base = Qwen3Model(config).float().eval()
     base.load_state_dict({k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}, strict=True)
-    banks = {path: (m["lora_a"], m["lora_b"]) for path, m in embedder.model.named_modules() if "lora_a" in m}
-    rank = lora_rank(embedder.model)
     lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,  # scale 1: B holds alpha/r
                       target_modules=list(package_spec().lora_targets))
-    model = get_peft_model(base, lora, adapter_name=names[0])
-    for name in names[1:]:
+    model = get_peft_model(base, lora, adapter_name=adapters[0])
+    for name in adapters[1:]:
         model.add_adapter(name, lora)
     modules = dict(model.named_modules())
+    index = {name: embedder.adapters.index(name) for name in adapters}
     with torch.no_grad():
-        for path, (lora_a, lora_b) in banks.items():
-            layer = modules[f"base_model.model.{path}"]
-            a, b = np.array(lora_a.astype(mx.float32)), np.array(lora_b.astype(mx.float32))
-            for i, name in enumerate(names):  # PEFT stores A [r, in] and B [out, r]
-                layer.lora_A[name].weight.copy_(torch.from_numpy(a[i].T.copy()))
-                layer.lora_B[name].weight.copy_(torch.from_numpy(b[i].T.copy()))
-    model.eval()
+        for path, layer in embedder.model.named_modules():
+            if "lora_a" not in layer:
+                continue
+            peft_layer = modules[f"base_model.model.{path}"]
+            a, b = np.array(layer["lora_a"].astype(mx.float32)), np.array(layer["lora_b"].astype(mx.float32))
+            for name, i in index.items():  # PEFT stores A [r, in] and B [out, r]
+                peft_layer.lora_A[name].weight.copy_(torch.from_numpy(a[i].T.copy()))
+                peft_layer.lora_B[name].weight.copy_(torch.from_numpy(b[i].T.copy()))
+    return model.eval()
+
+
+def merged_model(embedder: Embedder, adapter: str) -> Any:
+    """A plain Qwen3Model with `adapter` merged into the base (PEFT's merge_and_unload)."""
+    return peft_model(embedder, [adapter]).merge_and_unload().eval()
+
+
+def unmerged_runner(embedder: Embedder) -> PeerRun:
+    """The model card's path: every adapter loaded, `set_adapter` per task group."""
+    model = peft_model(embedder, list(embedder.adapters))
+    return torch_runner(model, embedder, set_adapter=model.set_adapter)
+
+
+def torch_runner(model: Any, embedder: Embedder,
+                 set_adapter: Callable[[str], None] = lambda _: None) -> PeerRun:
+    """A callable embedding a workload with a torch Qwen3Model: per adapter group, right-padded
+    length-sorted batches, the last real token of each row (raw, as `Embedder.embed_ids`)."""
+    import torch
+
 
     def run(workload: Workload) -> np.ndarray:
-        out = np.empty((len(workload.ids), args.hidden_size), dtype=np.float32)
+        out = np.empty((len(workload.ids), embedder.model.args.hidden_size), dtype=np.float32)
         for adapter, rows in workload.groups(lambda t: embedder.tasks[t].adapter).items():
-            model.set_adapter(adapter)
-            rows = sorted(rows, key=lambda r: -len(workload.ids[r]))
-            for start in range(0, len(rows), BATCH_SIZE):
-                batch = rows[start: start + BATCH_SIZE]
-                lengths = torch.tensor([len(workload.ids[r]) for r in batch])
-                ids = torch.full((len(batch), int(lengths.max())), PAD_ID, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for j, r in enumerate(batch):
-                    ids[j, : lengths[j]] = torch.tensor(workload.ids[r])
-                    mask[j, : lengths[j]] = 1
+            set_adapter(adapter)
+            for batch, ids, mask, lengths in padded_batches(workload, rows):
                 with torch.inference_mode():
-                    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-                out[batch] = hidden[torch.arange(len(batch)), lengths - 1].float().numpy()
+                    output = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+                hidden = output.last_hidden_state
+                out[batch] = hidden[torch.arange(len(batch)), torch.from_numpy(lengths - 1)].float().numpy()
         return out
 
     return run

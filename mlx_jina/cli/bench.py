@@ -1,5 +1,6 @@
 """`mlx-jina bench`: encoder speed on the configurations users compare, optionally side by side
-with the PyTorch reference (`--compare torch`) on the same weights and inputs."""
+with the engines users would pick instead (`--compare torch,torch-merged,onnxruntime`) on the same
+weights and inputs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from mlx_jina.batching import ADAPTER_MODES, AdapterMode
+from mlx_jina.bench.peers import PEERS
 from mlx_jina.cli import main
 from mlx_jina.cli.options import load_from_options, model_options
 from mlx_jina.errors import InputError
@@ -18,8 +20,9 @@ from mlx_jina.errors import InputError
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
-@click.option("--compare", type=click.Choice(["torch"]), default=None,
-              help="Also run the reference path (transformers Qwen3Model + unmerged PEFT) on the same inputs.")
+@click.option("--compare", default=None, metavar="PEERS",
+              help="Comma-separated peers timed interleaved with MLX on the same weights and inputs: "
+                   + "; ".join(f"{name}: {what}" for name, what in PEERS.items()) + ".")
 @click.option("--adapter-mode", type=click.Choice(ADAPTER_MODES), default="auto", show_default=True,
               help="per-row: one pass mixes adapters; shared: one pass per adapter group; merged: the same "
                    "on fused (adapter-merged) weights; auto: as encode() picks.")
@@ -32,11 +35,16 @@ from mlx_jina.errors import InputError
 def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_tokens: int | None, rows: str | None,
           repeats: int, warmup: int, **model_opts: Any) -> None:
     """Time the encoder (real weights if present, else random weights of the exact shape)."""
-    from mlx_jina.bench.runner import bench_rows, machine, mlx_matmul_gflops
+    from mlx_jina.bench.peers import build_peers, parse_peers
+    from mlx_jina.bench.runner import PEAK_TOKENS, bench_rows, machine, mlx_matmul_gflops
     from mlx_jina.bench.workloads import build_workloads, select
     from mlx_jina.embedder import DEFAULT_BATCH_TOKENS
     from mlx_jina.model.lora import lora_rank
 
+    try:
+        peer_names = parse_peers(compare)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--compare") from exc
     embedder, weights = _embedder(**model_opts)
     try:
         workloads = select(build_workloads(embedder.tokenizer), rows.split(",") if rows else None)
@@ -44,28 +52,31 @@ def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_t
         raise click.BadParameter(str(exc), param_hint="--rows") from exc
     args = embedder.model.args
     peaks = {"mlx": mlx_matmul_gflops(args.hidden_size, args.intermediate_size)}
-    reference = None
-    if compare:
-        from mlx_jina.bench.runner import PEAK_TOKENS
-        from mlx_jina.bench.torch_ref import reference_runner, torch_matmul_gflops
+    peers = build_peers(embedder, peer_names, workloads)
+    if peers:
+        from mlx_jina.bench.torch_ref import torch_matmul_gflops
 
-        reference = reference_runner(embedder)
         peaks["torch"] = torch_matmul_gflops(args.hidden_size, args.intermediate_size, PEAK_TOKENS)
     rank = lora_rank(embedder.model)
     report = {"machine": machine(), "weights": weights, "dtype": embedder.info.dtype,
               "quantize": embedder.info.quantization, "adapter_mode": adapter_mode,
               "batch_tokens": batch_tokens or DEFAULT_BATCH_TOKENS, "repeats": repeats, "warmup": warmup,
               "matmul_peak_gflops": peaks, "timed": "token ids -> pooled vectors (tokenization excluded)"}
+    if peers:
+        report["peers"] = {p.name: PEERS[p.name] + (f" (adapter {p.adapter})" if p.adapter else "") for p in peers}
     if not as_json:
-        click.echo(_header(report, compare=reference is not None))
+        click.echo(_header(report, peer_names))
     results = bench_rows(embedder, workloads, batch_tokens=batch_tokens or DEFAULT_BATCH_TOKENS,
                          adapter_mode=adapter_mode, warmup=warmup, repeats=repeats, peak_gflops=max(peaks.values()),
-                         lora_rank=rank, reference=reference,
-                         on_row=lambda row: None if as_json else click.echo(_line(asdict(row))))
+                         lora_rank=rank, peers=peers,
+                         on_row=lambda row: None if as_json else click.echo(_line(asdict(row), peer_names)))
     if as_json:
         click.echo(json.dumps(report | {"rows": [asdict(r) for r in results]}, indent=2))
-    elif reference is not None:
-        click.echo("speedup = torch mean / MLX mean (>1: MLX faster); min cos = worst row agreement of the two paths")
+    elif peers:
+        click.echo("vs best = the fastest peer's p50 / MLX p50 (>1: MLX faster than every peer run on the row); "
+                   "cos = the worst row's cosine to MLX (same weights, same inputs); '-': a merged peer serves one "
+                   "adapter, not a row mixing them.")
+        click.echo("peers: " + "; ".join(f"{name}: {what}" for name, what in report["peers"].items()))
 
 
 def _embedder(model: str, revision: str | None, quantize: str | None, dtype: str | None) -> tuple[Any, str]:
@@ -97,12 +108,14 @@ def _local_folder(model: str, revision: str | None) -> Path | None:
         return None
 
 
-def _header(report: dict[str, Any], *, compare: bool) -> str:
+def _header(report: dict[str, Any], peers: list[str]) -> str:
     m, peaks = report["machine"], report["matmul_peak_gflops"]
     head = f"{'row':<12}{'batch':>6}{'tokens':>8}{'mean ms':>10}{'p50 ms':>10}{'tok/s':>9}{'GFLOP/s':>9}{'%peak':>7}" \
            f"{'MLX MB':>8}{'RSS MB':>8}"
-    if compare:
-        head += f"{'torch ms':>10}{'torch tok/s':>12}{'speedup':>9}{'min cos':>9}"
+    for peer in peers:
+        head += f"{peer + ' p50':>{_peer_width(peer)}}{'cos':>8}"
+    if peers:
+        head += f"{'vs best':>9}"
     return "\n".join([
         f"machine: {m['cpu']} ({m['cores']} cores, load {m['load_avg_1m']} at start), {m['platform']}, "
         f"MLX {m['mlx']} on {m['device']}",
@@ -114,11 +127,17 @@ def _header(report: dict[str, Any], *, compare: bool) -> str:
         "", head])
 
 
-def _line(r: dict[str, Any]) -> str:
+def _line(r: dict[str, Any], peers: list[str]) -> str:
     line = (f"{r['name']:<12}{r['batch']:>6}{r['tokens']:>8}{r['mean_ms']:>10.1f}{r['p50_ms']:>10.1f}"
             f"{r['tokens_per_s']:>9.1f}{r['gflops']:>9.1f}{r['pct_peak']:>7.1f}{r['peak_mem_mb']:>8.0f}"
             f"{r['max_rss_mb']:>8.0f}")
-    if r["reference"]:
-        t = r["reference"]
-        line += f"{t['mean_ms']:>10.1f}{t['tokens_per_s']:>12.1f}{t['speedup']:>8.2f}x{t['min_cos']:>9.5f}"
+    for peer in peers:
+        t, width = r["peers"].get(peer), _peer_width(peer)
+        line += f"{t['p50_ms']:>{width}.1f}{t['min_cos']:>8.5f}" if t else f"{'-':>{width}}{'-':>8}"
+    if r["vs_best_peer"] is not None:
+        line += f"{r['vs_best_peer']:>8.2f}x {r['best_peer']}"
     return line
+
+
+def _peer_width(peer: str) -> int:
+    return max(12, len(peer) + 6)
