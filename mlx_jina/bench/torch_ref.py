@@ -40,8 +40,11 @@ def peft_model(embedder: Embedder, adapters: list[str]) -> Any:
         num_key_value_heads=args.num_key_value_heads, head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps,
         rope_theta=args.rope_theta, max_position_embeddings=args.max_position_embeddings,
         tie_word_embeddings=True, attn_implementation="sdpa")
-    base = Qwen3Model(config).float().eval()
-    base.load_state_dict({k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}, strict=True)
+    with torch.device("meta"):  # no memory for weights about to be replaced
+        base = Qwen3Model(config)
+    weights = {k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}
+    base.load_state_dict(weights, strict=True, assign=True)  # shares MLX's float32 buffers: no second copy
+    base.rotary_emb = type(base.rotary_emb)(config=config)  # a buffer computed at init, not a weight
     lora = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,  # scale 1: B holds alpha/r
                       target_modules=list(package_spec().lora_targets))
     model = get_peft_model(base, lora, adapter_name=adapters[0])
@@ -62,8 +65,9 @@ def peft_model(embedder: Embedder, adapters: list[str]) -> Any:
 
 
 def merged_model(embedder: Embedder, adapter: str) -> Any:
-    """A plain Qwen3Model with `adapter` merged into the base (PEFT's merge_and_unload)."""
-    return peft_model(embedder, [adapter]).merge_and_unload().eval()
+    """A plain Qwen3Model with `adapter` merged into the base (PEFT's merge_and_unload). safe_merge
+    writes the merged projections to new tensors: the base ones are MLX's memory."""
+    return peft_model(embedder, [adapter]).merge_and_unload(safe_merge=True).eval()
 
 
 def unmerged_runner(embedder: Embedder) -> PeerRun:
@@ -95,7 +99,9 @@ def torch_runner(model: Any, embedder: Embedder,
 
 def float_base_weights(model: nn.Module) -> dict[str, np.ndarray]:
     """The base weights as float32 numpy arrays under transformers' Qwen3Model names (the MLX
-    module names are the same); quantized layers are dequantized, LoRA banks left out."""
+    module names are the same); quantized layers are dequantized, LoRA banks left out. float32
+    weights come back as views of MLX's memory, not copies (1.8-2.4 GB saved per torch peer at
+    the real size): never write into them."""
     out = {}
     for path, module in model.named_modules():
         prefix = f"{path}." if path else ""
@@ -104,7 +110,7 @@ def float_base_weights(model: nn.Module) -> dict[str, np.ndarray]:
             out[f"{prefix}weight"] = weight
         elif isinstance(module, (nn.Linear, nn.Embedding, nn.RMSNorm)):
             out[f"{prefix}weight"] = module.weight
-    return {k: np.array(v.astype(mx.float32)) for k, v in out.items()}
+    return {k: np.asarray(v if v.dtype == mx.float32 else v.astype(mx.float32)) for k, v in out.items()}
 
 
 def torch_matmul_gflops(k: int, n: int, m: int, repeats: int = 5) -> float:
