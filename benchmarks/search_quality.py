@@ -132,7 +132,7 @@ def main() -> None:
             report = kb.index(NOTES)
             scores = evaluate(kb, queries, candidates=args.candidates)
     print(f"{len(queries)} queries over {report.seen} bundled notes ({report.chunks_embedded} chunks); "
-          f"embedder: {embedder.info.model_id}; reranker: {reranker.info['model_id']}; "
+          f"embedder: {embedder.info.model_id}; reranker: {reranker.info.model_id}; "
           f"{args.candidates} candidates reranked")
     if not (real_embedder and real_reranker):
         print("tiny model(s) in use: vector and rerank rows measure the plumbing only, not quality")

@@ -1,5 +1,6 @@
 """`ModelInfo`: what an embedder says about its model, the one contract the knowledge base,
-the server and the benchmarks read (local `Embedder` and `RemoteEmbedder` alike). Free of mlx."""
+the server and the benchmarks read (local `Embedder` and `RemoteEmbedder` alike); `RerankerInfo`,
+the same for a reranker. Free of mlx."""
 
 from __future__ import annotations
 
@@ -24,3 +25,18 @@ class ModelInfo:
     dtype: str  # float32 | float16 | bfloat16 | remote
     tasks: tuple[str, ...]  # the Jina API task names this checkpoint serves
     device: str  # the MLX device, or a remote endpoint's URL
+
+
+@dataclass(frozen=True)
+class RerankerInfo:
+    """What `load_reranker` loaded."""
+
+    model_id: str  # the name or folder passed to load_reranker()
+    revision: str | None  # hub revision, None for a local folder
+    folder: str
+    weights_file: str
+    max_length: int  # tokens per prompt (query + document + the card's prefix and suffix)
+    max_documents: int  # per request
+    quantization: int | None  # bits of the body, None for float
+    dtype: str  # float32 | float16 | bfloat16
+    device: str  # the MLX device

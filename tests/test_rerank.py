@@ -179,7 +179,7 @@ def test_sharded_checkpoint_loads_like_one_file(tmp_path, tiny_reranker_paths, r
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_body_scores_close(rerankers, tiny_reranker_paths, bits):
     rr = mlx_jina.load_reranker(tiny_reranker_paths["qwen3-reranker-tiny"], quantize=bits)
-    assert rr.info["quantization"] == bits
+    assert rr.info.quantization == bits
     docs = ["Light travels at about 300,000 km per second.", "Paris is in France.", "def f(): pass"]
     exact = rerankers["qwen3-reranker-tiny"].score("how fast is light?", docs)
     assert np.abs(rr.score("how fast is light?", docs) - exact).max() < (0.05 if bits == 8 else 0.2)

@@ -27,6 +27,7 @@ from tokenizers import Tokenizer
 from mlx_jina.batching import pad_right, plan_batches
 from mlx_jina.embedder import DEFAULT_BATCH_TOKENS
 from mlx_jina.errors import InputError, ModelLoadError
+from mlx_jina.info import RerankerInfo
 from mlx_jina.model import hub
 from mlx_jina.model.load import compute_dtype, load_base, read_config, read_tokenizer
 from mlx_jina.model.qwen3 import PrefixCache, Qwen3Encoder
@@ -70,11 +71,11 @@ class Reranker:
         self._dtype, self._quantization, self._weights_file = dtype, quantization, weights_file
 
     @property
-    def info(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "revision": self.revision, "folder": str(self.folder),
-                "weights_file": self._weights_file, "max_length": self.max_length,
-                "max_documents": self.spec.max_documents, "quantization": self._quantization,
-                "dtype": str(self._dtype).removeprefix("mlx.core."), "device": str(mx.default_device())}
+    def info(self) -> RerankerInfo:
+        return RerankerInfo(model_id=self.model_id, revision=self.revision, folder=str(self.folder),
+                            weights_file=self._weights_file, max_length=self.max_length,
+                            max_documents=self.spec.max_documents, quantization=self._quantization,
+                            dtype=str(self._dtype).removeprefix("mlx.core."), device=str(mx.default_device()))
 
     # ---- validation and prompts --------------------------------------------------------------
     def check_inputs(self, query: Any, documents: Any, *, instruction: Any = None, top_n: Any = None) -> None:
