@@ -216,6 +216,31 @@ def test_term_frequencies_equal_counting_each_term_and_stop_at_the_cap(tmp_path)
     assert counted['"the"'] == 3 and counted['"absent"'] == 0 and counted['"runs"'] == 1
 
 
+def test_remembered_term_counts_follow_every_write(tmp_path):
+    from mlx_jina.kb.search import term_counts
+
+    store = Store(tmp_path / "kb.db")
+    store.bind(Binding("fake", None, None, 64))
+    bits, int8 = vectors.encode(unit_rows(np.random.default_rng(9), 3, 64))
+
+    def write(path: str, bodies: list[str]) -> None:
+        store.write_document(path=path, root="/notes", rel=path[7:], kind="markdown", language=None,
+                             content_hash=path, size=1, mtime=1.0,
+                             chunks=[NewChunk(i, "", 1, 1, b, b, f"{path}{i}", bits[i], int8[i])
+                                     for i, b in enumerate(bodies)])
+
+    write("/notes/a.md", ["zebra crossing", "a quiet street"])
+    with store.snapshot() as conn:
+        assert term_counts(store, conn, ['"zebra"', '"street"'], 10) == {'"zebra"': 1, '"street"': 1}
+    write("/notes/b.md", ["zebra stripes", "another zebra", "no such animal"])
+    with store.snapshot() as conn:
+        assert term_counts(store, conn, ['"zebra"', '"street"'], 10) == {'"zebra"': 3, '"street"': 1}
+        assert term_counts(store, conn, ['"zebra"'], 2) == {'"zebra"': 2}  # the cap is part of the key
+    store.remove_document(store.conn.execute("SELECT id FROM documents WHERE rel = 'b.md'").fetchone()[0])
+    with store.snapshot() as conn:
+        assert term_counts(store, conn, ['"zebra"'], 10) == {'"zebra"': 1}
+
+
 def test_a_batch_of_documents_is_written_whole_or_not_at_all(tmp_path):
     rng = np.random.default_rng(8)
     store = Store(tmp_path / "kb.db")

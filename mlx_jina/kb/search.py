@@ -9,6 +9,7 @@ note does not fill the page.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -106,7 +107,7 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
             filters: Filters, per_doc: int) -> list[Hit]:
     terms = keywords.query_terms(query)
     if mode != "vector":
-        terms = _informative(conn, terms)
+        terms = _informative(store, conn, terms)
     keyword = _keyword(conn, terms, filters, keyword_candidates(k)) if mode != "vector" else {}
     vector: dict[int, float] = {}
     if mode != "keyword":
@@ -158,7 +159,7 @@ def keyword_candidates(k: int) -> int:
     return max(vectors.MIN_CANDIDATES, k * KEYWORD_OVERSAMPLE)
 
 
-def _informative(conn: Any, terms: list[str]) -> list[str]:
+def _informative(store: Store, conn: Any, terms: list[str]) -> list[str]:
     """Drop terms found in many chunks ("the", "return"...): BM25 gives them little weight, but
     OR-ing them makes FTS5 rank most of the table (bench, 50k chunks, 8-word queries: 128 ms ->
     ~35 ms). Language-agnostic, unlike a stopword list. If every term is common, the rarest stays."""
@@ -166,13 +167,32 @@ def _informative(conn: Any, terms: list[str]) -> list[str]:
         return terms
     total = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0  # ~count(*), without a scan
     limit = int(max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN))
-    counts = document_frequencies(conn, terms, cap=limit + 1)
+    counts = term_counts(store, conn, terms, limit + 1)
     kept = [t for t in terms if 0 < counts[t] <= limit]
     if kept:
         return kept
     if min(counts.values()) > limit:  # every term is common: count them in full to find the rarest
         counts = document_frequencies(conn, terms)
     return [min(terms, key=counts.__getitem__)]
+
+
+#: Per store: (vectors_token, {(term, cap): count}). Common words recur in most queries and each
+#: costs a count of `cap` postings; the token changes with any chunk, so a hit is always current.
+_TERM_COUNTS: weakref.WeakKeyDictionary[Store, tuple[str, dict[tuple[str, int], int]]] = weakref.WeakKeyDictionary()
+TERM_COUNTS_KEPT = 4096
+
+
+def term_counts(store: Store, conn: Any, terms: list[str], cap: int) -> dict[str, int]:
+    """document_frequencies(conn, terms, cap), remembered while the store's chunks stay the same."""
+    token = store.vectors_token()
+    cached_token, cache = _TERM_COUNTS.get(store, ("", {}))
+    if cached_token != token or len(cache) > TERM_COUNTS_KEPT:
+        cache = {}
+        _TERM_COUNTS[store] = (token, cache)
+    missing = [t for t in dict.fromkeys(terms) if (t, cap) not in cache]
+    for term, count in document_frequencies(conn, missing, cap=cap).items():
+        cache[(term, cap)] = count
+    return {t: cache[(t, cap)] for t in terms}
 
 
 def document_frequencies(conn: Any, terms: list[str], cap: int | None = None) -> dict[str, int]:

@@ -171,10 +171,15 @@ class Store:
             finally:
                 self.conn.execute("COMMIT")
 
+    def vectors_token(self) -> str:
+        """Changes in every transaction that changes any chunk (its text or vector): caches of
+        what the chunks hold are valid while it stays the same."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'vectors_token'").fetchone()
+        return row[0] if row else ""
+
     def vector_index(self) -> BinaryIndex:
         """The Hamming index of the current snapshot (call inside `snapshot()`)."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'vectors_token'").fetchone()
-        return self._index.current(self.conn, row[0] if row else "")
+        return self._index.current(self.conn, self.vectors_token())
 
     def int8_vectors(self, chunk_ids: Sequence[int] | np.ndarray) -> tuple[list[int], np.ndarray]:
         """(ids found, int8 [n, D]) for these chunks, by rowid; deleted ones are simply absent."""
