@@ -3,6 +3,7 @@ vector layout costs to read back.
 
     python -m benchmarks.db_bytes [--chunks 20000] [--dims 384,1024]
     python -m benchmarks.db_bytes --chunks 0 --reads 100000      # the read costs alone
+    python -m benchmarks.db_bytes --chunks 0 --keyword 100000    # filtered keyword search, by join
 
 Bytes: `--chunks` chunks written through the knowledge base's own `Store.write_document` (10 per
 document; embedded text = a `notes/docN.md > Intro` header + a docstring paragraph, as the indexer
@@ -14,6 +15,11 @@ bulk-inserted) and in that file migrated by this mlx-jina (the migration timed),
 in one process (medians of --repeats): the in-process index rebuilt from SQLite (what a search does
 after a write made the sidecar stale), the int8 rows of 1,000 random candidates (the rescoring read)
 and the document ids of 10,000 random chunks (what a filtered keyword search joins).
+
+Keyword (--keyword N, at 1024-d): N chunks through the write path, then 200 held-out paragraphs'
+first 8 words (common terms dropped as search does) as filtered keyword queries: the FTS5 statement
+of `search` joined, interleaved, to each chunk's document through the schema-5 index, the wide
+schema-5 rows, `chunks`, and a copy of schema 4's `chunk_codes` (chunk_id, doc_id, bits).
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.corpus import docstring_paragraphs
-from mlx_jina.kb import vectors
+from mlx_jina.kb import keywords, vectors
 from mlx_jina.kb.binary_index import BinaryIndex
 from mlx_jina.kb.connect import connect
 from mlx_jina.kb.schema import SCHEMA_VERSION, migrate
+from mlx_jina.kb.search import COMMON_TERM_MIN, COMMON_TERM_SHARE, Filters, document_frequencies
 from mlx_jina.kb.store import Binding, NewChunk, Store
 
 PER_DOC = 10
@@ -162,12 +169,67 @@ def measure_reads(n: int, dims: int, repeats: int) -> list[str]:
     return lines
 
 
+KEYWORD_JOINS = {  # the document of each FTS5 match, by way of:
+    f"schema {SCHEMA_VERSION}: (chunk_id, doc_id) index (the product)":
+        "chunk_vectors v INDEXED BY chunk_vectors_doc ON v.chunk_id = f.rowid JOIN documents d ON d.id = v.doc_id",
+    f"schema {SCHEMA_VERSION}: the wide rows": "chunk_vectors v NOT INDEXED ON v.chunk_id = f.rowid "
+                                               "JOIN documents d ON d.id = v.doc_id",
+    "chunks": "chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id",
+    "schema 4: chunk_codes": "bench_codes k ON k.chunk_id = f.rowid JOIN documents d ON d.id = k.doc_id",
+}
+FILTERS = {"path notes/doc1* (11% of files)": Filters(path="notes/doc1*"),
+           "kind md (every file)": Filters(kinds=("md",))}
+
+
+def informative(conn: object, text: str) -> list[str]:
+    """The query's terms less the common ones, as search does (the rarest if all are common)."""
+    terms = keywords.query_terms(" ".join(text.split()[:8]))
+    total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]  # type: ignore[attr-defined]
+    limit = int(max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN))
+    counts = document_frequencies(conn, terms)
+    return [t for t in terms if 0 < counts[t] <= limit] or [min(terms, key=counts.__getitem__)] if terms else []
+
+
+def measure_keyword(n: int) -> list[str]:
+    texts = docstring_paragraphs(n + 500)
+    queries = texts[-200:]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = write_chunks(Path(tmp) / "kb.db", texts[:n], 1024)
+        conn = store.conn
+        conn.execute("CREATE TABLE bench_codes (chunk_id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, bits BLOB)")
+        conn.execute("INSERT INTO bench_codes SELECT chunk_id, doc_id, bits FROM chunk_vectors")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        lines = [f"| {n:,} chunks x 1024-d, filtered keyword query p50 (ms) | " + " | ".join(FILTERS) + " |",
+                 "|---" * (len(FILTERS) + 1) + "|"]
+        seconds: dict[tuple[str, str], list[float]] = {}
+        for query in queries:
+            match = " OR ".join(informative(conn, query))
+            if not match:
+                continue
+            for label, filters in FILTERS.items():
+                where, params = filters.sql()
+                results = []
+                for name, join in KEYWORD_JOINS.items():  # interleaved
+                    start = time.perf_counter()
+                    results.append(conn.execute(f"SELECT f.rowid, bm25(chunks_fts) AS s FROM chunks_fts f JOIN {join} "
+                                                f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT 200",
+                                                (match, *params)).fetchall())
+                    seconds.setdefault((name, label), []).append(time.perf_counter() - start)
+                assert all(r == results[0] for r in results), "every join must find the same hits"
+        store.close()
+    for name in KEYWORD_JOINS:
+        lines.append(f"| {name} | " + " | ".join(f"{statistics.median(seconds[(name, label)]) * 1e3:.1f}"
+                                               for label in FILTERS) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=20_000, help="chunks for the bytes table (0: skip it)")
     parser.add_argument("--dims", default="384,1024")
     parser.add_argument("--reads", type=int, default=0, help="chunks for the read-cost table (0: skip it)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--keyword", type=int, default=0, help="chunks for the keyword-join table (0: skip it)")
     opts = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}\n")
     if opts.chunks:
@@ -180,7 +242,9 @@ def main() -> None:
                   f"({shares})")
         print()
     if opts.reads:
-        print("\n".join(measure_reads(opts.reads, 1024, opts.repeats)))
+        print("\n".join(measure_reads(opts.reads, 1024, opts.repeats)) + "\n")
+    if opts.keyword:
+        print("\n".join(measure_keyword(opts.keyword)))
 
 
 if __name__ == "__main__":

@@ -80,8 +80,8 @@ def _one_vector_row(conn: Any) -> None:
     )""")
     conn.execute("INSERT INTO chunk_vectors(chunk_id, doc_id, bits, int8) SELECT k.chunk_id, k.doc_id, k.bits, "
                  "i.int8 FROM chunk_codes k JOIN chunk_int8 i USING (chunk_id) ORDER BY k.chunk_id")
-    # each chunk's document in a narrow b-tree: a filtered keyword search joins it per match, ~3x
-    # faster than reading the ~1.2 KB rows (benchmarks/db_bytes.py), for ~12 B/chunk
+    # each chunk's document in a narrow b-tree, for 14 B/chunk: a filtered keyword search joins it
+    # per match (benchmarks/db_bytes.py --keyword, 100k: 8.2 ms; the ~1.2 KB rows: 10.6; schema 4: 9.0)
     conn.execute("CREATE INDEX chunk_vectors_doc ON chunk_vectors(chunk_id, doc_id)")
     conn.execute("DROP TABLE chunk_codes")
     conn.execute("DROP TABLE chunk_int8")
