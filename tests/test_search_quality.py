@@ -34,7 +34,7 @@ def test_keyword_search_finds_the_answering_note_and_the_rerank_row_runs(tmp_pat
     queries = sq.load_queries()
     with KnowledgeBase(tmp_path / "kb.db", model=tiny, reranker=tiny_reranker) as kb:
         kb.index(sq.NOTES)
-        scores = sq.evaluate(kb, queries[:4], candidates=8, methods=("keyword", "hybrid + rerank"))
+        scores = sq.evaluate(kb, queries[:4], candidates=sq.DEPTH, methods=("keyword", "hybrid + rerank"))
     assert scores["keyword"].recall_at_3 >= 0.8  # BM25 on real queries: a quality floor, not plumbing
     reranked = scores["hybrid + rerank"]
     assert 0.0 <= reranked.mrr <= 1.0 and reranked.ms_per_query > 0
