@@ -214,21 +214,23 @@ class Indexer:
         if batch:
             yield batch
 
-    def _model_counter(self, ids_of: dict[str, list[int]]) -> CountTokens | None:
-        """The chunker's final check for a local model: the text tokenized as the model will see it
-        (task prompt first, ids kept in `ids_of` for the encoder), counted as the tokens it adds to
-        the prompt. A remote engine tokenizes for itself: None (count the text alone)."""
-        if isinstance(self.embedder, RemoteEmbedder):
-            return None
-        embedder, task = self.embedder, [self.passage_task]
+    def _model_counter(self, ids_of: dict[str, list[int]]) -> CountTokens:
+        """The chunker's final check: a chunk's text counted as the tokens it adds to the model's
+        task prompt. A local model tokenizes prompt + text here, once, keeping the ids in `ids_of`
+        for the encoder; a remote engine tokenizes for itself, so only the count is made (the same
+        count: a remote index has exactly the chunks of a local one)."""
+        embedder, task = self.embedder, self.passage_task
+        prompt = embedder.tasks[task].prompt
         if self._prompt_tokens is None:
-            self._prompt_tokens = len(embedder.tokenize([""], task)[0])
-        prompt = self._prompt_tokens
+            self._prompt_tokens = embedder.count_tokens([prompt])[0]
+        base = self._prompt_tokens
+        if isinstance(embedder, RemoteEmbedder):
+            return lambda texts: [n - base for n in embedder.count_tokens([prompt + t for t in texts])]
 
         def count(texts: Sequence[str]) -> list[int]:
-            rows = embedder.tokenize(texts, task * len(texts), truncate=True)
+            rows = embedder.tokenize(texts, [task] * len(texts), truncate=True)
             ids_of.update(zip(texts, rows))
-            return [len(row) - prompt for row in rows]
+            return [len(row) - base for row in rows]
         return count
 
     def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[bytes, tuple[bytes, bytes]]:
