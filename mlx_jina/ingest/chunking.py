@@ -13,7 +13,7 @@ final check passes and noting each count it lacks, one call counts all of those,
 uses them. When a pass only assumed checks that really pass, its chunks are exactly those of
 counting on demand (it made the same decisions), so it stands. A small note takes one pass and two
 calls (headers and gaps; its sections' texts), and its lines are never counted on their own: those of
-a section that fits are not needed. After a few passes the rest is counted on demand.
+a section that fits are not needed. After SPECULATIVE_PASSES the rest is counted on demand.
 
 A span far longer than any chunk (a 5 MB file on one line) is cut into windows of at most
 `max_tokens * MAX_TOKEN_CHARS` characters *before* anything counts it, and a long run of words
@@ -38,7 +38,8 @@ MAX_TOKEN_CHARS = 32
 #: Above this many words, a span is cut into groups of words (an eighth of a budget each: chunks stay
 #: nearly full), not single words.
 GROUP_WORDS_ABOVE = 64
-#: Packings made ahead of the counts (a small note needs 1, a long section 3) before counting on demand.
+#: Packings made ahead of the counts (a small note needs 1, a long section 2: its lines, then its
+#: chunks' checks) before the rest is counted on demand (a chain of counts that depend on each other).
 SPECULATIVE_PASSES = 2
 _SENTENCE = re.compile(r".+?(?:[.!?]+(?=\s)|[。！？；]+|$)")
 _WORD = re.compile(r"\S+")
