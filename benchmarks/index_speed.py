@@ -47,8 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 PARAGRAPHS = 20_500  # benchmarks/corpus.py caches the paragraphs per count: reuse the store benchmark's file
 
 
-def write_tree(root: Path, files: int, per_file: int) -> None:
-    """`files` notes of `per_file` sections, 100 per folder (as `benchmarks.store.index_tree`)."""
+def write_tree(root: Path, files: int, per_file: int, per_section: int = 1) -> None:
+    """`files` notes of `per_file` paragraphs, `per_section` under each `## Section` heading, 100
+    notes per folder (as `benchmarks.store.index_tree` with per_section=1)."""
     from benchmarks.corpus import docstring_paragraphs  # noqa: PLC0415
 
     texts = docstring_paragraphs(max(PARAGRAPHS, files * per_file))
@@ -56,7 +57,8 @@ def write_tree(root: Path, files: int, per_file: int) -> None:
         folder = root / f"d{f // 100:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         part = [texts[(f * per_file + j) % len(texts)] for j in range(per_file)]
-        body = "\n\n".join(f"## Section {j}\n\n{t}" for j, t in enumerate(part))
+        sections = ["\n\n".join(part[j:j + per_section]) for j in range(0, per_file, per_section)]
+        body = "\n\n".join(f"## Section {j}\n\n{t}" for j, t in enumerate(sections))
         (folder / f"note{f:05d}.md").write_text(f"# Note {f}\n\n{body}\n", encoding="utf-8")
 
 
@@ -153,7 +155,10 @@ def run_child(code: Path, tree: Path, encoder: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--per-file", type=int, default=10, help="sections (paragraphs) per note")
+    parser.add_argument("--per-file", type=int, default=10, help="paragraphs per note")
+    parser.add_argument("--per-section", type=int, default=1,
+                        help="paragraphs per `## Section` (e.g. 40 with --per-file 40: long sections packed into "
+                             "full chunks)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--encoders", default="instant", help="comma-separated: instant, sleep:CHUNKS_PER_S")
     parser.add_argument("--before", type=Path, default=None, help="checkout of the earlier code to compare")
@@ -167,14 +172,15 @@ def main() -> None:
     encoders = args.encoders.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "notes"
-        write_tree(tree, args.files, args.per_file)
+        write_tree(tree, args.files, args.per_file, args.per_section)
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {(c, e): [] for e in encoders for c in codes}
         for _ in range(args.rounds):  # interleaved: each round runs every variant once
             for key in runs:
                 runs[key].append(run_child(codes[key[0]], tree, key[1]))
     load = os.getloadavg()
     chunks = next(iter(runs.values()))[0]["chunks"]
-    print(f"{args.files:,} notes x {args.per_file} sections -> {chunks:,} chunks; real Qwen3 tokenizer, stub encoder; "
+    print(f"{args.files:,} notes x {args.per_file} paragraphs ({args.per_section} a section) -> {chunks:,} chunks; "
+          "real Qwen3 tokenizer, stub encoder; "
           f"{args.rounds} rounds interleaved, medians; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n")
     print("| code | encoder | seconds | chunks/s | CPU s | chunks per CPU-s | scan | prepare | tokenize | embed "
           "| write |\n|---|---|---|---|---|---|---|---|---|---|---|")
