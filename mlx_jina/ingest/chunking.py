@@ -1,10 +1,11 @@
 """Cut a document into token-bounded chunks that follow its structure.
 
-A section (text under one Markdown heading) whose whole text fits the budget is one chunk. A
-longer one is packed greedily from its blocks (paragraphs, fenced code, top-level code units). A
-block larger than the budget is cut into paragraphs, then lines, then sentences, then words, then
-characters, so no text is ever dropped. Tokens are counted once per line and summed (linear in the
-file size); the final text of each chunk is counted once more to guarantee the limit, because
+A section (text under one Markdown heading) whose whole text fits the budget is one chunk (a long
+one is counted whole only when its lines' counts, less one per line break, fit). Any other is packed
+greedily from its blocks (paragraphs, fenced code, top-level code units). A block larger than the
+budget is cut into paragraphs, then lines, then sentences, then words, then characters, so no text
+is ever dropped. Tokens are counted once per line and summed (linear in the file size); the final
+text of each chunk is counted once more to guarantee the limit, because
 tokenizers are not exactly additive. A heading line is never left alone at the end of a chunk.
 
 Counting goes through a batch counter (`count_tokens(texts) -> counts`, e.g. a Rust tokenizer's
@@ -38,6 +39,9 @@ MAX_TOKEN_CHARS = 32
 #: Above this many words, a span is cut into groups of words (an eighth of a budget each: chunks stay
 #: nearly full), not single words.
 GROUP_WORDS_ABOVE = 64
+#: English runs about 4 characters a token: a section shorter than the budget at that rate is counted
+#: whole first (it probably fits); a longer one is counted whole only when its lines say it may fit.
+LIKELY_TOKEN_CHARS = 4
 #: Packings made ahead of the counts (a small note needs 1, a long section 2: its lines, then its
 #: chunks' checks) before the rest is counted on demand (a chain of counts that depend on each other).
 SPECULATIVE_PASSES = 2
@@ -170,12 +174,13 @@ class _Counts:
         return True
 
     def ready(self, texts: list[str]) -> bool:
-        """Whether all of `texts` are counted (on demand: counts them now, in one call); if not,
-        they are noted for the next fetch and this section's packing would be a guess."""
+        """Whether all of `texts` are counted (on demand: counts them now, in one call) and nothing
+        this section used so far was a guess (a guessed header could leave no budget); if not,
+        they are noted for the next fetch and this section waits for the next pass."""
         self.want(texts)
         if self.wanted and self.on_demand:
             self.fetch()
-        if any(t in self.wanted for t in texts):
+        if self.section_guessed or any(t in self.wanted for t in texts):
             self.guessed = self.section_guessed = True
             return False
         return True
@@ -209,11 +214,16 @@ class _Packer:
                              self.max_tokens // 2)
         prefix = header + "\n\n"
         first, last = self._span(section.blocks[0])[0], self._span(section.blocks[-1])[1]
-        if last - first <= self.max_chars and self.fits(prefix + self.text[first:last], self.max_tokens):
-            body = self.text[first:last]  # the whole section fits: one chunk
-            return [Chunk(prefix + body, body, section.heading, self._line(first), self._line(last - 1))]
+        body = self.text[first:last]
+        whole = [Chunk(prefix + body, body, section.heading, self._line(first), self._line(last - 1))]
+        short = last - first <= self.max_tokens * LIKELY_TOKEN_CHARS
+        if short and self.fits(prefix + body, self.max_tokens):
+            return whole  # counted whole before any of its lines: they are not needed
         if not self.ready([prefix, *self._unit_texts(section)]):
             return []  # a guess: the next pass has this section's line counts
+        if not short and last - first <= self.max_chars and self._may_fit(section, prefix) \
+                and self.fits(prefix + body, self.max_tokens):
+            return whole
         budget = self.max_tokens - self.count(prefix)
         units: list[_Unit] = []
         for block in section.blocks:
@@ -252,6 +262,14 @@ class _Packer:
         while end > start and self.text[end - 1].isspace():
             end -= 1
         return start, end
+
+    def _may_fit(self, section: Section, prefix: str) -> bool:
+        """Whether a long section could fit whole: its lines' counts, less one token per line break
+        (where neighbouring tokens may merge), within the budget."""
+        spans = [self._span(block) for block in section.blocks]
+        tokens = self.count(prefix) + sum(self._tokens(s, e) for s, e in spans)
+        tokens += sum(self._gap(a[1], b[0]) for a, b in zip(spans, spans[1:]))
+        return tokens - self.text.count("\n", spans[0][0], spans[-1][1]) <= self.max_tokens
 
     def _unit_texts(self, section: Section) -> list[str]:
         """What `_tokens` counts to make the section's blocks into units: a block within one line
