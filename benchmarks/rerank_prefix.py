@@ -14,30 +14,14 @@ import argparse
 import statistics
 import time
 from importlib.metadata import version
-from pathlib import Path
 
 import mlx.core as mx
 
 import mlx_jina  # noqa: F401  (fast BLAS before anything imports mlx.core)
-from mlx_jina.bench.random_weights import real_tokenizer
-from mlx_jina.model.qwen3 import ModelArgs, Qwen3Encoder
-from mlx_jina.rerank import Reranker
+from mlx_jina.bench.random_reranker import random_reranker
 
-RERANKER_06B: dict[str, int | float] = {
-                "hidden_size": 1024, "intermediate_size": 3072, "num_attention_heads": 16, "num_key_value_heads": 8,
-                "head_dim": 128, "rms_norm_eps": 1e-6, "vocab_size": 151669, "rope_theta": 1000000,
-                "max_position_embeddings": 40960}
 WORKLOADS = ((10, 200), (40, 200), (10, 800))
 WORDS = "the speed of light in vacuum is fixed by the definition of the metre and slower in glass".split()
-
-
-def random_reranker(layers: int) -> Reranker:
-    mx.random.seed(0)
-    body = Qwen3Encoder(ModelArgs.from_config(dict(RERANKER_06B, num_hidden_layers=layers)))
-    head = mx.random.normal((2, int(RERANKER_06B["hidden_size"]))) * 0.02
-    mx.eval(body.parameters(), head)
-    return Reranker(body, head, real_tokenizer(), model_id="random weights, Qwen3-Reranker-0.6B width",
-                    revision=None, folder=Path("."), dtype=mx.float32, quantization=None, weights_file="(memory)")
 
 
 def document(i: int, tokens: int) -> str:
@@ -49,7 +33,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    rr = random_reranker(args.layers)
+    rr = random_reranker(layers=args.layers)
     print(f"mlx {version('mlx')} on {mx.default_device()}, {args.layers} layers of the 0.6B width, "
           f"{args.rounds} rounds, medians")
     print("| candidates x tokens | prompt tokens | naive ms/query | prefix-cache ms/query | speed-up |")

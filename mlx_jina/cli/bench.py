@@ -1,10 +1,12 @@
-"""`mlx-jina bench`: encoder speed on the configurations users compare, optionally side by side
-with the engines users would pick instead (`--compare torch,torch-merged,onnxruntime`) on the same
-weights and inputs."""
+"""`mlx-jina bench`: encoder and reranker speed on the configurations users compare, optionally
+side by side with the engines users would pick instead (`--compare torch,torch-merged,onnxruntime`)
+on the same weights and inputs."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ import click
 from mlx_jina.batching import ADAPTER_MODES, AdapterMode
 from mlx_jina.bench.peers import PEERS
 from mlx_jina.cli import main
-from mlx_jina.cli.options import load_from_options, model_options
+from mlx_jina.cli.options import load_from_options, model_options, reranker_options
 from mlx_jina.errors import InputError
+from mlx_jina.spec import RepoSpec
 
 
 @main.command()
@@ -28,28 +31,42 @@ from mlx_jina.errors import InputError
                    "on fused (adapter-merged) weights; auto: as encode() picks.")
 @click.option("--batch-tokens", type=int, default=None, help="Token budget per forward pass (with padding).")
 @click.option("--rows", default=None,
-              help="Comma-separated subset of rows by name (as in the table), e.g. query,short-8.")
+              help="Comma-separated subset of rows by name (as in the tables), e.g. query,short-8,rerank-10x200.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed runs per row.")
 @click.option("--warmup", type=click.IntRange(0), default=1, show_default=True, help="Untimed runs per row first.")
 @model_options
+@reranker_options
 def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_tokens: int | None, rows: str | None,
-          repeats: int, warmup: int, **model_opts: Any) -> None:
-    """Time the encoder (real weights if present, else random weights of the exact shape)."""
+          repeats: int, warmup: int, reranker: str, reranker_quantize: str | None, **model_opts: Any) -> None:
+    """Time the encoder and the reranker (real weights if present, else random weights of the exact shapes)."""
     from mlx_jina.bench.peers import build_peers, parse_peers
+    from mlx_jina.bench.rerank_workloads import RERANK_ROWS, split_rows
     from mlx_jina.bench.runner import PEAK_TOKENS, bench_rows, machine, mlx_matmul_gflops
     from mlx_jina.bench.workloads import build_workloads, select
+    from mlx_jina.cli.bench_rerank import rerank_bench
     from mlx_jina.embedder import DEFAULT_BATCH_TOKENS
     from mlx_jina.model.lora import lora_rank
+    from mlx_jina.spec import package_spec
 
     try:
         peer_names = parse_peers(compare)
     except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="--compare") from exc
+    encoder_rows, rerank_rows = split_rows(rows.split(",") if rows else None)
+    rerank = functools.partial(rerank_bench, rerank_rows, model=reranker, quantize=reranker_quantize,
+                               folder=_local_folder(reranker, None, package_spec().reranker.repos),
+                               dtype=model_opts["dtype"], compare=peer_names, warmup=warmup, repeats=repeats,
+                               as_json=as_json)
+    if encoder_rows == []:
+        report = rerank()
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        return
     embedder, weights = _embedder(**model_opts)
     try:
-        workloads = select(build_workloads(embedder.tokenizer), rows.split(",") if rows else None)
+        workloads = select(build_workloads(embedder.tokenizer), encoder_rows)
     except InputError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from exc
+        raise click.BadParameter(f"{exc}, or rerank rows {list(RERANK_ROWS)}", param_hint="--rows") from exc
     args = embedder.model.args
     peaks = {"mlx": mlx_matmul_gflops(args.hidden_size, args.intermediate_size)}
     peers = build_peers(embedder, peer_names, workloads)
@@ -70,13 +87,14 @@ def bench(as_json: bool, compare: str | None, adapter_mode: AdapterMode, batch_t
                          adapter_mode=adapter_mode, warmup=warmup, repeats=repeats, peak_gflops=max(peaks.values()),
                          lora_rank=rank, peers=peers,
                          on_row=lambda row: None if as_json else click.echo(_line(asdict(row), peer_names)))
-    if as_json:
-        click.echo(json.dumps(report | {"rows": [asdict(r) for r in results]}, indent=2))
-    elif peers:
+    if peers and not as_json:
         click.echo("vs best = the fastest peer's p50 / MLX p50 (>1: MLX faster than every peer run on the row); "
                    "cos = the worst row's cosine to MLX (same weights, same inputs); '-': a merged peer serves one "
                    "adapter, not a row mixing them.")
         click.echo("peers: " + "; ".join(f"{name}: {what}" for name, what in report["peers"].items()))
+    reranked = {"rerank": rerank()} if rerank_rows else {}
+    if as_json:
+        click.echo(json.dumps(report | {"rows": [asdict(r) for r in results]} | reranked, indent=2))
 
 
 def _embedder(model: str, revision: str | None, quantize: str | None, dtype: str | None) -> tuple[Any, str]:
@@ -93,14 +111,16 @@ def _embedder(model: str, revision: str | None, quantize: str | None, dtype: str
     return embedder, f"RANDOM weights of the exact v5-small shape ({model} is not on this machine): speed only"
 
 
-def _local_folder(model: str, revision: str | None) -> Path | None:
+def _local_folder(model: str, revision: str | None, repos: Mapping[str, RepoSpec] | None = None) -> Path | None:
+    """The checkpoint folder of `model` if it is on this machine (a folder, or the hub cache at the
+    pinned revision of `repos`, default the embedding repos), else None."""
     if Path(model).expanduser().is_dir():
         return Path(model).expanduser()
     from huggingface_hub import snapshot_download
 
     from mlx_jina.spec import package_spec
 
-    spec = package_spec().repos.get(model)
+    spec = (package_spec().repos if repos is None else repos).get(model)
     try:
         return Path(snapshot_download(model, revision=revision or (spec.revision if spec else None) or "main",
                                       local_files_only=True))
