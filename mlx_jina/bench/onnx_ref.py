@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime
-import torch
 
 from mlx_jina.bench.peers import PeerRun, padded_batches
 from mlx_jina.bench.workloads import Workload
@@ -27,6 +25,8 @@ OPSET = 17
 def onnx_runner(merged: Any, hidden_size: int) -> PeerRun:
     """Export `merged` (a torch Qwen3Model) once, and return a callable embedding any single-adapter
     workload with onnxruntime."""
+    import onnxruntime  # here, not at the top: the package imports without the reference extra
+
     folder = tempfile.TemporaryDirectory(prefix="mlx-jina-bench-onnx-")
     path = export(merged, Path(folder.name))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -47,6 +47,8 @@ def export(merged: Any, folder: Path) -> Path:
     with dynamic batch and sequence axes. The TorchScript exporter (dynamo=False) needs no
     onnxscript; the causal + padding mask is built inside the graph from plain tensor ops, since
     transformers' own mask builder (vmap) does not trace."""
+    import torch
+
     class LastHidden(torch.nn.Module):
         def __init__(self, model: Any) -> None:
             super().__init__()
