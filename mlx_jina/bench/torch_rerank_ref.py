@@ -10,7 +10,8 @@ Only so that it fits in memory (the card's one batch of 40 x 800-token prompts w
 logits), the prompts are split into equal batches holding at most LOGITS_BUDGET bytes of logits each.
 
 An untied output projection (8B, or a quantized body) is built with zeros in every row but `no`
-and `yes`: those rows are all the score reads, and the matmul costs the same.
+and `yes`: those rows are all the score reads, and the matmul costs the same. The float32 weights
+are MLX's own buffers, shared (bench/torch_ref.float_base_weights), not copied.
 
 torch is imported only here, and this module only with `mlx-jina bench --compare torch`.
 """
@@ -59,10 +60,13 @@ def card_runner(reranker: Reranker) -> Callable[[RerankWorkload], np.ndarray]:
         num_key_value_heads=args.num_key_value_heads, head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps,
         rope_theta=args.rope_theta, max_position_embeddings=args.max_position_embeddings,
         tie_word_embeddings=tied, attn_implementation="sdpa")
-    model = Qwen3ForCausalLM(config).float().eval()
-    state = {k: torch.from_numpy(v) for k, v in body.items()} | {"lm_head.weight": torch.from_numpy(lm_head)}
-    model.load_state_dict(state, strict=True)
-    del body, state, lm_head, embedding
+    with torch.device("meta"):  # no memory for weights about to be replaced
+        model = Qwen3ForCausalLM(config)
+    state = {k: torch.from_numpy(v) for k, v in body.items()}
+    state["lm_head.weight"] = state["model.embed_tokens.weight"] if tied else torch.from_numpy(lm_head)
+    model.load_state_dict(state, strict=True, assign=True)  # shares MLX's float32 buffers: no second copy
+    model.model.rotary_emb = type(model.model.rotary_emb)(config=config)  # a buffer computed at init
+    model.eval()
 
     def run(workload: RerankWorkload) -> np.ndarray:
         longest = max(len(r) for r in workload.rows)
