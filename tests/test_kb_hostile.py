@@ -211,15 +211,24 @@ def test_a_signal_stops_watch_with_one_line_and_the_shell_status(tmp_path, notes
     from mlx_jina.kb import watch as watch_module
 
     real = watch_module.watch
+    give_up = threading.Event()  # a signal that never stops the watch fails the test instead of hanging it
 
     def watch_then_signal(kb, folder, *, on_report, **kwargs):
         def report_then_signal(report):
             on_report(report)
             threading.Timer(0.3, os.kill, (os.getpid(), signum)).start()  # while watching for changes
-        return real(kb, folder, on_report=report_then_signal, **kwargs)
+            fallback = threading.Timer(30, give_up.set)
+            fallback.daemon = True
+            fallback.start()
+        return real(kb, folder, on_report=report_then_signal, stop_event=give_up, **kwargs)
 
     monkeypatch.setattr(watch_module, "watch", watch_then_signal)
-    stopped = cli("watch", notes, "--db", tmp_path / "kb.db", "--model", tiny_path)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh `mlx-jina` process
+    try:
+        stopped = cli("watch", notes, "--db", tmp_path / "kb.db", "--model", tiny_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        give_up.set()
     assert stopped.exit_code == 128 + signum
     assert f"stopped by {signal.Signals(signum).name}" in stopped.output and "Traceback" not in stopped.output
     assert "3 files seen: 3 added" in stopped.output  # the first sync ran and was reported
