@@ -60,7 +60,7 @@ def export(merged: Any, folder: Path) -> Path:
             return self.model(input_ids=input_ids, attention_mask={"full_attention": mask},
                               use_cache=False).last_hidden_state
 
-    print("onnxruntime: exporting the merged model to ONNX (a minute at the real size)", file=sys.stderr)
+    print("onnxruntime: exporting the merged model to ONNX (one to two minutes at the real size)", file=sys.stderr)
     sample = torch.ones((2, 3), dtype=torch.long)
     axes = {"batch": 0, "tokens": 1}
     dynamic = {name: {i: n for n, i in axes.items()} for name in (*INPUTS, OUTPUT)}
