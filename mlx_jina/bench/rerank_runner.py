@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_jina.bench.rerank_workloads import RerankWorkload
-from mlx_jina.bench.runner import max_rss_mb, time_interleaved
+from mlx_jina.bench.runner import max_rss_mb, set_best_peer, time_interleaved
 from mlx_jina.rerank import Reranker
 
 Scorer = Callable[[RerankWorkload], np.ndarray]
@@ -67,9 +67,7 @@ def bench_rerank_rows(reranker: Reranker, workloads: list[RerankWorkload], *, wa
                     "ms_per_query": 1e3 * peer, "mean_ms": 1e3 * statistics.fmean(times[name]),
                     "candidates_per_s": w.candidates / peer, "speedup": peer / median,
                     "max_abs_dscore": float(np.max(np.abs(scores[name] - scores["mlx"])))}
-            if row.peers:
-                row.best_peer = min(row.peers, key=lambda name: row.peers[name]["ms_per_query"])
-                row.vs_best_peer = row.peers[row.best_peer]["speedup"]
+            set_best_peer(row, "ms_per_query")
             results.append(row)
             on_row(row)
     return results

@@ -145,9 +145,7 @@ def bench_rows(embedder: Embedder, workloads: list[Workload], *, batch_tokens: i
                 row.peers[peer.name] = {"mean_ms": 1e3 * statistics.fmean(times[peer.name]), "p50_ms": 1e3 * peer_p50,
                                         "tokens_per_s": w.tokens / peer_p50, "speedup": peer_p50 / p50,
                                         "min_cos": min_cosine(vectors["mlx"], vectors[peer.name])}
-            if row.peers:
-                row.best_peer = min(row.peers, key=lambda name: row.peers[name]["p50_ms"])
-                row.vs_best_peer = row.peers[row.best_peer]["speedup"]
+            set_best_peer(row, "p50_ms")
             results.append(row)
             on_row(row)
     return results
@@ -181,3 +179,10 @@ def _cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.machine()
+
+
+def set_best_peer(row: Any, time_key: str) -> None:
+    """row.best_peer: the fastest of row.peers by `time_key`; row.vs_best_peer: its speedup over MLX."""
+    if row.peers:
+        row.best_peer = min(row.peers, key=lambda name: row.peers[name][time_key])
+        row.vs_best_peer = row.peers[row.best_peer]["speedup"]

@@ -24,22 +24,29 @@ from mlx_jina.model.lora import lora_rank
 from mlx_jina.spec import package_spec
 
 
+def qwen3_config(args: Any, *, tied: bool) -> Any:
+    """transformers' Qwen3Config of the same shape as MLX's ModelArgs (SDPA attention)."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
+        num_key_value_heads=args.num_key_value_heads, head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps,
+        rope_theta=args.rope_theta, max_position_embeddings=args.max_position_embeddings,
+        tie_word_embeddings=tied, attn_implementation="sdpa")
+
+
 def peft_model(embedder: Embedder, adapters: list[str]) -> Any:
     """transformers' Qwen3Model with `embedder`'s base weights and its LoRA pairs for `adapters`
     loaded into PEFT, unmerged, in eval mode."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import Qwen3Config, Qwen3Model
+    from transformers import Qwen3Model
 
     args, rank = embedder.model.args, lora_rank(embedder.model)
     if not embedder.adapters or rank is None:
         raise MlxJinaError("--compare needs a checkpoint with separate adapters (not a merged one)")
-    config = Qwen3Config(
-        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-        num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
-        num_key_value_heads=args.num_key_value_heads, head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps,
-        rope_theta=args.rope_theta, max_position_embeddings=args.max_position_embeddings,
-        tie_word_embeddings=True, attn_implementation="sdpa")
+    config = qwen3_config(args, tied=True)
     with torch.device("meta"):  # no memory for weights about to be replaced
         base = Qwen3Model(config)
     weights = {k: torch.from_numpy(v) for k, v in float_base_weights(embedder.model).items()}

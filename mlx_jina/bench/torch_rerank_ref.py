@@ -25,7 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_jina.bench.rerank_workloads import RerankWorkload
-from mlx_jina.bench.torch_ref import float_base_weights
+from mlx_jina.bench.torch_ref import float_base_weights, qwen3_config
 from mlx_jina.errors import MlxJinaError
 from mlx_jina.rerank import Reranker
 
@@ -37,7 +37,7 @@ def card_runner(reranker: Reranker) -> Callable[[RerankWorkload], np.ndarray]:
     """A callable scoring a workload's prompts with the card's transformers path on `reranker`'s weights."""
     try:
         import torch
-        from transformers import Qwen3Config, Qwen3ForCausalLM
+        from transformers import Qwen3ForCausalLM
     except ImportError as exc:
         raise MlxJinaError(f"--compare torch needs torch and transformers ({exc}): pip install torch transformers") \
             from exc
@@ -54,12 +54,7 @@ def card_runner(reranker: Reranker) -> Callable[[RerankWorkload], np.ndarray]:
     else:
         lm_head = np.zeros_like(embedding)
         lm_head[[no_id, yes_id]] = head
-    config = Qwen3Config(
-        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
-        num_hidden_layers=args.num_hidden_layers, num_attention_heads=args.num_attention_heads,
-        num_key_value_heads=args.num_key_value_heads, head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps,
-        rope_theta=args.rope_theta, max_position_embeddings=args.max_position_embeddings,
-        tie_word_embeddings=tied, attn_implementation="sdpa")
+    config = qwen3_config(args, tied=tied)
     with torch.device("meta"):  # no memory for weights about to be replaced
         model = Qwen3ForCausalLM(config)
     state = {k: torch.from_numpy(v) for k, v in body.items()}
