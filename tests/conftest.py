@@ -45,6 +45,22 @@ def tiny_copy(tmp_path: Path, tiny_path: Path) -> Path:
     return Path(shutil.copytree(tiny_path, tmp_path / "jina-v5-tiny"))
 
 
+def write_notes(root: Path, files: dict[str, str]) -> Path:
+    """A notes folder: relative path -> text (folders made as needed)."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return root
+
+
+def indexed_db(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, notes: Path, **index_args) -> Path:
+    """A fresh index.db with `notes` indexed by `embedder` (the servers' and agents' test fixture)."""
+    db = tmp_path_factory.mktemp("db") / "index.db"
+    with mlx_jina.KnowledgeBase(db, model=embedder) as kb:
+        kb.index(notes, **index_args)
+    return db
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import indexed_db, write_notes
 from mcp import Client, StdioServerParameters
 
 import mlx_jina
@@ -22,21 +23,16 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "mcp" / "
 
 @pytest.fixture(scope="module")
 def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("notes")
-    (root / "cooking.md").write_text("# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n")
-    (root / "work").mkdir()
-    (root / "work" / "bikes.md").write_text("# Bike chain\n\nClean and oil the chain every few hundred km.\n"
-                                             + "".join(f"line {i}\n" for i in range(4, 40)))
-    (root / "secret.txt").write_text("not indexed")
-    return root
+    return write_notes(tmp_path_factory.mktemp("notes"), {
+        "cooking.md": "# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n",
+        "work/bikes.md": "# Bike chain\n\nClean and oil the chain every few hundred km.\n"
+                         + "".join(f"line {i}\n" for i in range(4, 40)),
+        "secret.txt": "not indexed"})
 
 
 @pytest.fixture(scope="module")
 def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder, notes: Path) -> Path:
-    db = tmp_path_factory.mktemp("db") / "index.db"
-    with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
-        kb.index(notes, exclude=["secret.txt"])
-    return db
+    return indexed_db(tmp_path_factory, tiny, notes, exclude=["secret.txt"])
 
 
 def example_args(db: Path) -> list[str]:

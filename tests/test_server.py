@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import indexed_db, write_notes
 
-import mlx_jina
 from mlx_jina.cli import main
 from mlx_jina.embedder import Embedder
 from mlx_jina.server.process import ServerProcess, running_server
@@ -32,14 +32,11 @@ TEXTS = ["The cat sat on the mat.", "Quantum chromodynamics", "Eine kurze deutsc
 
 @pytest.fixture(scope="module")
 def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder) -> Path:
-    notes = tmp_path_factory.mktemp("notes")
-    (notes / "cooking.md").write_text("# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n")
-    (notes / "bikes.md").write_text("# Bike chain\n\nClean and oil the chain every few hundred kilometres.\n")
-    (notes / "zh.txt").write_text("迁移\n\n上周把数据库迁移到了PostgreSQL，发现登录错误。\n", encoding="utf-8")
-    db = tmp_path_factory.mktemp("db") / "index.db"
-    with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
-        kb.index(notes)
-    return db
+    notes = write_notes(tmp_path_factory.mktemp("notes"), {
+        "cooking.md": "# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n",
+        "bikes.md": "# Bike chain\n\nClean and oil the chain every few hundred kilometres.\n",
+        "zh.txt": "迁移\n\n上周把数据库迁移到了PostgreSQL，发现登录错误。\n"})
+    return indexed_db(tmp_path_factory, tiny, notes)
 
 
 @pytest.fixture(scope="module")

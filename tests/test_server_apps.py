@@ -20,10 +20,10 @@ import httpx2
 import numpy as np
 import ollama
 import pytest
+from conftest import indexed_db, write_notes
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-import mlx_jina
 from mlx_jina.embedder import Embedder
 from mlx_jina.server.process import ServerProcess, running_server
 
@@ -35,20 +35,15 @@ TEXTS = ["The cat sat on the mat.", "Quantum chromodynamics", "Eine kurze deutsc
 
 @pytest.fixture(scope="module")
 def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("notes")
-    (root / "cooking.md").write_text("# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n")
-    (root / "work").mkdir()
-    (root / "work" / "bikes.md").write_text("# Bike chain\n\nClean and oil the chain every few hundred kilometres.\n"
-                                             + "".join(f"line {i}\n" for i in range(4, 40)))
-    return root
+    return write_notes(tmp_path_factory.mktemp("notes"), {
+        "cooking.md": "# Shakshuka\n\nEggs poached in a spiced tomato and pepper sauce.\n",
+        "work/bikes.md": "# Bike chain\n\nClean and oil the chain every few hundred kilometres.\n"
+                         + "".join(f"line {i}\n" for i in range(4, 40))})
 
 
 @pytest.fixture(scope="module")
 def kb_db(tmp_path_factory: pytest.TempPathFactory, tiny: Embedder, notes: Path) -> Path:
-    db = tmp_path_factory.mktemp("db") / "index.db"
-    with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
-        kb.index(notes)
-    return db
+    return indexed_db(tmp_path_factory, tiny, notes)
 
 
 @pytest.fixture(scope="module")

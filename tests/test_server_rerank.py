@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from conftest import indexed_db, write_notes
 
-import mlx_jina
 from mlx_jina.server.process import ServerProcess, running_server
 
 TOKEN = "rerank-token"
@@ -24,12 +24,9 @@ DOCS = ["Light travels at about 300,000 km per second.", "Paris is the capital o
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny, tiny_path: Path, tiny_reranker_path: Path) -> Iterator[ServerProcess]:
-    notes = tmp_path_factory.mktemp("notes")
-    (notes / "light.md").write_text("# Light\n\nLight travels at 300,000 km per second in a vacuum.\n")
-    (notes / "bike.md").write_text("# Bike\n\nOil the chain and check the brakes.\n")
-    db = tmp_path_factory.mktemp("db") / "index.db"
-    with mlx_jina.KnowledgeBase(db, model=tiny) as kb:
-        kb.index(notes)
+    db = indexed_db(tmp_path_factory, tiny, write_notes(tmp_path_factory.mktemp("notes"), {
+        "light.md": "# Light\n\nLight travels at 300,000 km per second in a vacuum.\n",
+        "bike.md": "# Bike\n\nOil the chain and check the brakes.\n"}))
     args = ["--model", str(tiny_path), "--reranker", str(tiny_reranker_path), "--db", str(db),
             "--api-token", TOKEN, "--max-inputs", str(MAX_INPUTS), "--batch-wait-ms", "20"]
     with running_server(args, startup_timeout=90) as srv:
