@@ -111,8 +111,7 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
     keyword = _keyword(conn, terms, filters, keyword_candidates(k)) if mode != "vector" else {}
     vector: dict[int, float] = {}
     if mode != "keyword":
-        index = store.vector_index()
-        vector = vector_search(store, query_vector, filters, vectors.candidates(k, len(index), index.bits))
+        vector = vector_search(store, query_vector, filters, k=k)
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):
@@ -204,11 +203,12 @@ def document_frequencies(conn: Any, terms: list[str], cap: int | None = None) ->
     return {t: conn.execute(sql, (t, -1 if cap is None else cap)).fetchone()[0] for t in terms}
 
 
-def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int,
-                  prefix_bits: int | None = None) -> dict[int, float]:
-    """The vector side alone, `n` candidates: chunk id -> cosine, best first (Hamming top-n from
-    the in-process index, then int8 rescoring of those rows read from SQLite). Call inside
-    `store.snapshot()`. Public for benchmarks that vary the candidate count or the funnel."""
+def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int | None = None,
+                  prefix_bits: int | None = None, *, k: int = 10) -> dict[int, float]:
+    """The vector side alone, `n` candidates (default: `vectors.candidates` for k results from
+    this index): chunk id -> cosine, best first (Hamming top-n from the in-process index, then
+    int8 rescoring of those rows read from SQLite). Call inside `store.snapshot()`. Public for
+    benchmarks that vary the candidate count or the funnel."""
     if query_vector is None:
         raise InputError("vector and hybrid search need the query's embedding")
     allowed = None
@@ -219,6 +219,8 @@ def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filter
         if not len(allowed):
             return {}
     index = store.vector_index()
+    if n is None:
+        n = vectors.candidates(k, len(index), index.bits)
     ids, stored = store.int8_vectors(index.nearest(vectors.query_bits(query_vector), n, allowed, prefix_bits))
     scores = vectors.rescore(query_vector, stored)
     order = np.argsort(-scores, kind="stable")
