@@ -17,7 +17,7 @@ from mlx_jina.batching import ADAPTER_MODES, AdapterMode, pad_right, plan_batche
 from mlx_jina.errors import InputError, InputTooLongError, ModelLoadError
 from mlx_jina.info import ModelInfo
 from mlx_jina.model import hub
-from mlx_jina.model.load import LoadedCheckpoint, compute_dtype, load_checkpoint, read_tokenizer
+from mlx_jina.model.load import LoadedCheckpoint, compute_dtype, load_checkpoint, read_tokenizer, token_counts
 from mlx_jina.model.lora import AdapterChoice, merged_copy
 from mlx_jina.model.qwen3 import Qwen3Encoder
 from mlx_jina.postprocess import check_embedding_type, finalize
@@ -110,7 +110,7 @@ class Embedder:
     # ---- text -> token ids -------------------------------------------------------------------
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts of raw texts, without any task prefix."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+        return token_counts(self.tokenizer, texts)
 
     def tokenize(self, texts: Sequence[str], tasks: Sequence[str], *, truncate: bool = False) -> list[list[int]]:
         """Prefix each text with its task's prompt and tokenize (no EOS, as the reference).
@@ -123,17 +123,21 @@ class Embedder:
         cut_texts: set[int] = set()
         todo, cut = list(range(len(texts))), self.max_length * CUT_CHARS_PER_TOKEN
         while todo:
-            pieces = [prompts[i] + texts[i][:cut] for i in todo]
-            encoded = self.tokenizer.encode_batch(pieces, add_special_tokens=True)
-            again = []
-            for i, e in zip(todo, encoded):
-                whole = len(texts[i]) <= cut
-                if whole or self._keeps_limit(e.offsets, len(prompts[i]) + cut):
+            whole = [i for i in todo if len(texts[i]) <= cut]
+            if whole:  # the fast call skips the offsets: only a cut text's check reads them
+                for i, e in zip(whole, self.tokenizer.encode_batch_fast([prompts[i] + texts[i] for i in whole],
+                                                                        add_special_tokens=True)):
                     ids[i] = e.ids
-                    if not whole:
+            cuts = [i for i in todo if len(texts[i]) > cut]
+            again = []
+            if cuts:
+                for i, e in zip(cuts, self.tokenizer.encode_batch([prompts[i] + texts[i][:cut] for i in cuts],
+                                                                  add_special_tokens=True)):
+                    if self._keeps_limit(e.offsets, len(prompts[i]) + cut):
+                        ids[i] = e.ids
                         cut_texts.add(i)
-                else:
-                    again.append(i)
+                    else:
+                        again.append(i)
             todo, cut = again, cut * 4
         for i, row in enumerate(ids):
             if len(row) > self.max_length:

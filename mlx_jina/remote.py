@@ -111,7 +111,9 @@ class RemoteEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts of raw texts, without any task prefix (what chunking budgets)."""
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+        from mlx_jina.model.load import token_counts
+
+        return token_counts(self._tokenizer, texts)
 
     def encode(self, texts: Sequence[str], *, task: str, dimensions: int | None = None, truncate: bool = False,
                **_: Any) -> np.ndarray:

@@ -333,8 +333,9 @@ def test_an_absurd_heading_is_cut_before_it_is_counted():
 
 
 def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
-    """The batched packing (guess, fetch, re-pack) gives exactly the chunks of counting every text
-    when it is needed (SPECULATIVE_PASSES = 0), on every example, with a real and a toy tokenizer."""
+    """The batched packing (guess, fetch, re-pack; whitespace counts shared across the documents)
+    gives exactly the chunks of counting every text when it is needed (SPECULATIVE_PASSES = 0), on
+    every example, with a real and a toy tokenizer."""
     folder = published_tokenizer_folder() or TINY_FOLDER
     tok = read_tokenizer(folder)
 
@@ -348,8 +349,9 @@ def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
     docs.append(("line", Document(" ".join(f"w{i}." for i in range(1500)), "text")))
     cases = [(title, doc, count, budget) for title, doc in docs for count in (real, WORDS)
              for budget in (48, 400)]
-    ahead = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16)
-             for title, doc, count, budget in cases]
+    shared: dict[object, dict[str, int]] = {real: {}, WORDS: {}}
+    ahead = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16,
+                            shared=shared[count]) for title, doc, count, budget in cases]
     monkeypatch.setattr(chunking, "SPECULATIVE_PASSES", 0)
     on_demand = [chunk_document(doc, title=title, count_tokens=count, max_tokens=budget, overlap_tokens=16)
                  for title, doc, count, budget in cases]
@@ -371,6 +373,26 @@ def test_a_small_note_takes_two_count_calls_and_its_lines_are_not_counted_alone(
     assert len(calls) == 2
     assert calls[1] == [c.text for c in chunks]  # the final check of each chunk, all in one call
     assert not {"Bread and cheese.", "Then coffee.", "We took the night train."} & {t for c in calls for t in c}
+
+
+def test_later_notes_of_a_run_take_one_count_call_and_short_headers_are_never_counted():
+    """Whitespace counts are shared across the documents of a run, and a header whose bytes bound it
+    within half the budget is not counted: a later small note needs only its chunks' final checks."""
+    calls: list[list[str]] = []
+
+    def count(texts):
+        calls.append(list(texts))
+        return [words(t) for t in texts]
+
+    shared: dict[str, int] = {}
+    for i, text in enumerate(["# Trip\n\nWe took the night train.\n\n## Food\n\nBread and cheese.\n",
+                              "# Home\n\nBack again.\n\n## Sleep\n\nLong and deep.\n"]):
+        calls.clear()
+        chunks = chunk_document(Document(text, "markdown"), title=f"n{i}.md", count_tokens=count, shared=shared)
+        assert len(calls) == (2 if i == 0 else 1)
+        assert calls[-1] == [c.text for c in chunks]
+        assert not any(t.startswith(f"n{i}.md") and "\n" not in t for c in calls for t in c)  # no header alone
+    assert {"", "\n", "\n\n"} <= set(shared)
 
 
 def test_a_section_that_fits_is_one_chunk_even_when_its_lines_look_too_long():

@@ -12,9 +12,10 @@ Counting goes through a batch counter (`count_tokens(texts) -> counts`, e.g. a R
 `encode_batch`), and the packer runs ahead of it: one pass packs the document assuming that every
 final check passes and noting each count it lacks, one call counts all of those, and the next pass
 uses them. When a pass only assumed checks that really pass, its chunks are exactly those of
-counting on demand (it made the same decisions), so it stands. A small note takes one pass and two
-calls (headers and gaps; its sections' texts), and its lines are never counted on their own: those of
-a section that fits are not needed. After SPECULATIVE_PASSES the rest is counted on demand.
+counting on demand (it made the same decisions), so it stands. A small note takes one pass and one
+call (its sections' texts): the whitespace between units is counted once per run (`shared`), a
+header is not counted when its length in bytes already bounds it within its limit, and the lines
+of a section that fits are not needed. After SPECULATIVE_PASSES the rest is counted on demand.
 
 A span far longer than any chunk (a 5 MB file on one line) is cut into windows of at most
 `max_tokens * MAX_TOKEN_CHARS` characters *before* anything counts it, and a long run of words
@@ -45,6 +46,8 @@ LIKELY_TOKEN_CHARS = 4
 #: Packings made ahead of the counts (a small note needs 1, a long section 2: its lines, then its
 #: chunks' checks) before the rest is counted on demand (a chain of counts that depend on each other).
 SPECULATIVE_PASSES = 2
+#: Whitespace texts whose counts a run keeps across documents, at most (a hostile file could have many).
+SHARED_COUNTS = 4096
 _SENTENCE = re.compile(r".+?(?:[.!?]+(?=\s)|[。！？；]+|$)")
 _WORD = re.compile(r"\S+")
 _GAP = re.compile(r"(?<=\S)[^\S\n]*\n(?:[^\S\n]*\n)*")  # what usually lies between two units
@@ -81,13 +84,16 @@ def chunk_document(
     count_chunk: CountTokens | None = None,
     max_tokens: int = 400,
     overlap_tokens: int = 48,
+    shared: dict[str, int] | None = None,
 ) -> list[Chunk]:
     """Chunks of `doc` whose `text` (header "title > heading path" + body) is <= max_tokens.
 
     count_tokens: token counts of a list of texts, in one call. count_chunk: how a chunk's final
     text is counted against max_tokens, if not by count_tokens (the indexer counts it as the model
     will see it, and keeps those ids). Consecutive chunks of one section share up to
-    `overlap_tokens` (at most max_tokens // 4) of trailing text. Deterministic.
+    `overlap_tokens` (at most max_tokens // 4) of trailing text. shared: counts by count_tokens
+    kept across the documents of a run (the whitespace between units, the empty text), so that
+    a later document needs no call for them. Deterministic.
     """
     if max_tokens < MIN_MAX_TOKENS:
         raise InputError(f"max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}")
@@ -98,9 +104,8 @@ def chunk_document(
     overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text
     lines = doc.text.split("\n")
     found = sections(lines, doc.kind)
-    counts = _Counts(count_tokens, count_chunk or count_tokens)
-    headers = [_header_text(title, s.heading, max_tokens // 2) for s in found]
-    counts.want([*headers, "\n", " ", *(m.group() for m in _GAP.finditer(doc.text))])
+    counts = _Counts(count_tokens, count_chunk or count_tokens, {} if shared is None else shared)
+    counts.want(["", "\n", " ", *(m.group() for m in _GAP.finditer(doc.text))])
     counts.fetch()
     for _ in range(SPECULATIVE_PASSES):
         chunks = _pack_all(doc.text, title, found, counts, max_tokens, overlap)
@@ -121,12 +126,14 @@ class _Counts:
     noted and answered with a guess: 0 tokens, and "it fits" for a chunk's final check. Sections
     are packed independently, so after a section's first guessed count the rest of that section is
     not noted (it may be built on the guess). `confirmed` tells whether a pass stands; `on_demand`
-    counts at once."""
+    counts at once. Whitespace counts go to `shared` too (few distinct texts, the same in every
+    document)."""
 
-    def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens) -> None:
+    def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens, shared: dict[str, int]) -> None:
         self.count_tokens = count_tokens
         self.count_chunk = count_chunk
-        self.known: dict[str, int] = {}
+        self.shared = shared
+        self.known: dict[str, int] = dict(shared)
         self.checked: dict[str, int] = {}  # final texts of chunks, by count_chunk
         self.wanted: dict[str, None] = {}
         self.wanted_checks: dict[str, None] = {}
@@ -148,6 +155,14 @@ class _Counts:
             wanted.clear()
             if todo:
                 known.update(zip(todo, count(todo)))
+                if known is self.known and len(self.shared) < SHARED_COUNTS:
+                    self.shared.update((t, known[t]) for t in todo if not t.strip())
+
+    def at_most(self, text: str) -> int:
+        """A bound on `text`'s count without counting it: every token covers at least one byte of
+        the text, except those a tokenizer adds itself (its special tokens, which the empty text
+        counts, and a SentencePiece-style leading "▁")."""
+        return len(text.encode("utf-8")) + self.known[""] + 1
 
     def count(self, text: str) -> int:
         found = self.known.get(text)
@@ -198,6 +213,7 @@ class _Packer:
     def __init__(self, text: str, title: str, counts: _Counts, max_tokens: int, overlap: int) -> None:
         self.text = text
         self.title = title
+        self.counts = counts
         self.count = counts.count
         self.fits = counts.fits
         self.ready = counts.ready
@@ -210,7 +226,7 @@ class _Packer:
 
     def pack(self, section: Section) -> list[Chunk]:
         self.new_section()
-        header = _fit_header(_header_text(self.title, section.heading, self.max_tokens // 2), self.count,
+        header = _fit_header(_header_text(self.title, section.heading, self.max_tokens // 2), self.counts,
                              self.max_tokens // 2)
         prefix = header + "\n\n"
         first, last = self._span(section.blocks[0])[0], self._span(section.blocks[-1])[1]
@@ -452,9 +468,10 @@ def _header_text(title: str, heading: str, limit: int) -> str:
     return "…" + header[-limit * MAX_TOKEN_CHARS:] if len(header) > limit * MAX_TOKEN_CHARS else header
 
 
-def _fit_header(header: str, count: Callable[[str], int], limit: int) -> str:
-    """Keep the most specific end of an absurdly long header."""
-    if count(header) <= limit:
+def _fit_header(header: str, counts: _Counts, limit: int) -> str:
+    """Keep the most specific end of an absurdly long header (a short one is not counted)."""
+    count = counts.count
+    if counts.at_most(header) <= limit or count(header) <= limit:
         return header
     lo, hi = 0, len(header)  # binary search for the longest suffix that fits
     while lo < hi:

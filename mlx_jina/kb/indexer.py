@@ -190,6 +190,7 @@ class Indexer:
         """Files read and chunked, grouped into batches of about `batch_chunks` chunks."""
         batch: list[_Pending] = []
         size = 0
+        shared: dict[str, int] = {}  # counts every file's chunking reuses (whitespace)
         for p in pending:
             try:
                 doc = read_document(p.entry.path)
@@ -202,7 +203,7 @@ class Indexer:
             ids_of: dict[str, list[int]] = {}
             chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self.embedder.count_tokens,
                                     count_chunk=self._model_counter(ids_of), max_tokens=self.max_tokens,
-                                    overlap_tokens=self.overlap_tokens)
+                                    overlap_tokens=self.overlap_tokens, shared=shared)
             p.chunks = [c for c in chunks if c.text.strip()]
             p.hashes = [_sha(c.text) for c in p.chunks]
             p.ids = [ids_of.get(c.text) for c in p.chunks]

@@ -67,6 +67,12 @@ def read_tokenizer(folder: Path) -> Tokenizer:
     return tokenizer
 
 
+def token_counts(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
+    """Token counts of raw texts, special tokens included, in one batch call (without the
+    character offsets, which counting never reads and which cost a quarter of the time)."""
+    return [len(e) for e in tokenizer.encode_batch_fast(list(texts), add_special_tokens=True)]
+
+
 def read_config(folder: Path) -> tuple[dict[str, Any], ModelArgs]:
     path = folder / "config.json"
     try:
