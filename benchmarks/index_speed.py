@@ -21,9 +21,10 @@ CPU s is the process's CPU time during the run (all threads, the tokenizer's own
 on a shared machine chunks per CPU-second moves far less with the load than chunks/s does. Stage
 columns are the seconds each stage's thread spent in it (they overlap, so they sum to more than
 the wall time): scan = listing + hashing before the pipeline starts; prepare = reading, chunking and
-token counting (its thread); tokenize = `Embedder.tokenize`, the model's token ids (on the encoder's
-thread in `embed` before this change, inside `prepare` after it, where the chunker's final check makes
-them); embed = the whole encoder step on the caller's thread; write = SQLite transactions (their thread).
+token counting (its thread); tokenize = `Embedder.tokenize`, the model's token ids, on whichever thread
+makes them (once on the encoder's thread in `embed`; then inside `prepare`, where the chunker's final
+check makes them; since a chunk whose bytes settle its check is not counted, on the lookup thread for
+those); embed = the whole encoder step on the caller's thread; write = SQLite transactions (their thread).
 """
 
 from __future__ import annotations

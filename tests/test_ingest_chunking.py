@@ -359,8 +359,13 @@ def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
     assert sum(len(c) for c in ahead) > 500
 
 
-def test_a_small_note_takes_two_count_calls_and_its_lines_are_not_counted_alone():
-    text = "# Trip\n\nWe took the night train.\n\n## Food\n\nBread and cheese.\nThen coffee.\n"
+LONG_WORDS = " ".join(["extraordinarily"] * 30)  # 479 bytes, 30 words: only a count says it fits 400
+
+
+def test_a_small_note_counts_only_what_its_bytes_cannot_bound_and_never_its_lines_alone():
+    """One call for the whitespace between units, one for the final checks that the text's bytes
+    do not settle (all in one call); a short section and a short header are not counted at all."""
+    text = f"# Trip\n\n{LONG_WORDS}\n\n## Food\n\nBread and cheese.\nThen coffee.\n"
     calls: list[list[str]] = []
 
     def count(texts):
@@ -368,16 +373,13 @@ def test_a_small_note_takes_two_count_calls_and_its_lines_are_not_counted_alone(
         return [words(t) for t in texts]
 
     chunks = chunk_document(Document(text, "markdown"), title="trip.md", count_tokens=count)
-    assert [c.body for c in chunks] == ["# Trip\n\nWe took the night train.",
-                                        "## Food\n\nBread and cheese.\nThen coffee."]
-    assert len(calls) == 2
-    assert calls[1] == [c.text for c in chunks]  # the final check of each chunk, all in one call
-    assert not {"Bread and cheese.", "Then coffee.", "We took the night train."} & {t for c in calls for t in c}
+    assert [c.body for c in chunks] == [f"# Trip\n\n{LONG_WORDS}", "## Food\n\nBread and cheese.\nThen coffee."]
+    assert calls == [["", "\n", " ", "\n\n"], [chunks[0].text]]
 
 
-def test_later_notes_of_a_run_take_one_count_call_and_short_headers_are_never_counted():
-    """Whitespace counts are shared across the documents of a run, and a header whose bytes bound it
-    within half the budget is not counted: a later small note needs only its chunks' final checks."""
+def test_later_notes_of_a_run_share_the_whitespace_counts():
+    """Whitespace counts are kept across the documents of a run: a later note needs only the final
+    checks its bytes do not settle, or no call at all."""
     calls: list[list[str]] = []
 
     def count(texts):
@@ -385,14 +387,14 @@ def test_later_notes_of_a_run_take_one_count_call_and_short_headers_are_never_co
         return [words(t) for t in texts]
 
     shared: dict[str, int] = {}
-    for i, text in enumerate(["# Trip\n\nWe took the night train.\n\n## Food\n\nBread and cheese.\n",
-                              "# Home\n\nBack again.\n\n## Sleep\n\nLong and deep.\n"]):
+    for i, (text, wanted) in enumerate([("# Trip\n\nWe took the night train.\n", 1),
+                                        (f"# Home\n\n{LONG_WORDS}\n\n## Sleep\n\nLong and deep.\n", 1),
+                                        ("# Away\n\nBack again.\n\n## Food\n\nBread.\n", 0)]):
         calls.clear()
         chunks = chunk_document(Document(text, "markdown"), title=f"n{i}.md", count_tokens=count, shared=shared)
-        assert len(calls) == (2 if i == 0 else 1)
-        assert calls[-1] == [c.text for c in chunks]
-        assert not any(t.startswith(f"n{i}.md") and "\n" not in t for c in calls for t in c)  # no header alone
-    assert {"", "\n", "\n\n"} <= set(shared)
+        assert chunks == chunk_document(Document(text, "markdown"), title=f"n{i}.md", count_tokens=WORDS)
+        assert len(calls) == wanted
+    assert calls == [] and {"", "\n", "\n\n"} <= set(shared)
 
 
 def test_a_section_that_fits_is_one_chunk_even_when_its_lines_look_too_long():

@@ -82,6 +82,7 @@ def chunk_document(
     title: str,
     count_tokens: CountTokens,
     count_chunk: CountTokens | None = None,
+    bound_chunk: Callable[[str], int] | None = None,
     max_tokens: int = 400,
     overlap_tokens: int = 48,
     shared: dict[str, int] | None = None,
@@ -90,7 +91,9 @@ def chunk_document(
 
     count_tokens: token counts of a list of texts, in one call. count_chunk: how a chunk's final
     text is counted against max_tokens, if not by count_tokens (the indexer counts it as the model
-    will see it, and keeps those ids). Consecutive chunks of one section share up to
+    will see it, and keeps those ids). bound_chunk: a bound on count_chunk's count made without a
+    tokenizer (from the text's bytes): a chunk within it is not counted (with no count_chunk,
+    count_tokens's own bound). Consecutive chunks of one section share up to
     `overlap_tokens` (at most max_tokens // 4) of trailing text. shared: counts by count_tokens
     kept across the documents of a run (the whitespace between units, the empty text), so that
     a later document needs no call for them. Deterministic.
@@ -104,7 +107,7 @@ def chunk_document(
     overlap = min(overlap_tokens, max_tokens // 4)  # small budgets: overlap must not crowd out new text
     lines = doc.text.split("\n")
     found = sections(lines, doc.kind)
-    counts = _Counts(count_tokens, count_chunk or count_tokens, {} if shared is None else shared)
+    counts = _Counts(count_tokens, count_chunk, bound_chunk, {} if shared is None else shared)
     counts.want(["", "\n", " ", *(m.group() for m in _GAP.finditer(doc.text))])
     counts.fetch()
     for _ in range(SPECULATIVE_PASSES):
@@ -113,6 +116,13 @@ def chunk_document(
             return chunks
     counts.on_demand = True
     return _pack_all(doc.text, title, found, counts, max_tokens, overlap)
+
+
+def bytes_bound(text: str, added: int) -> int:
+    """A bound on a tokenizer's count of `text` without running it: every token covers at least one
+    byte of the text, except those the tokenizer adds itself (`added`: its special tokens, which
+    the empty text counts) and a SentencePiece-style leading "▁"."""
+    return len(text.encode("utf-8")) + added + 1
 
 
 def _pack_all(text: str, title: str, found: list[Section], counts: _Counts, max_tokens: int,
@@ -129,9 +139,11 @@ class _Counts:
     counts at once. Whitespace counts go to `shared` too (few distinct texts, the same in every
     document)."""
 
-    def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens, shared: dict[str, int]) -> None:
+    def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens | None,
+                 bound_chunk: Callable[[str], int] | None, shared: dict[str, int]) -> None:
         self.count_tokens = count_tokens
-        self.count_chunk = count_chunk
+        self.count_chunk = count_chunk or count_tokens
+        self.bound_chunk = self.at_most if count_chunk is None else bound_chunk
         self.shared = shared
         self.known: dict[str, int] = dict(shared)
         self.checked: dict[str, int] = {}  # final texts of chunks, by count_chunk
@@ -159,10 +171,8 @@ class _Counts:
                     self.shared.update((t, known[t]) for t in todo if not t.strip())
 
     def at_most(self, text: str) -> int:
-        """A bound on `text`'s count without counting it: every token covers at least one byte of
-        the text, except those a tokenizer adds itself (its special tokens, which the empty text
-        counts, and a SentencePiece-style leading "▁")."""
-        return len(text.encode("utf-8")) + self.known[""] + 1
+        """A bound on `text`'s count by count_tokens, without counting it (see `bytes_bound`)."""
+        return bytes_bound(text, self.known[""])
 
     def count(self, text: str) -> int:
         found = self.known.get(text)
@@ -177,7 +187,10 @@ class _Counts:
         return 0
 
     def fits(self, text: str, limit: int) -> bool:
-        """A chunk's final check: whether `text` is at most `limit` tokens by count_chunk."""
+        """A chunk's final check: whether `text` is at most `limit` tokens by count_chunk (not
+        counted when its bound says so)."""
+        if self.bound_chunk is not None and self.bound_chunk(text) <= limit:
+            return True
         found = self.checked.get(text)
         if found is None and self.on_demand:
             self.checked[text] = found = self.count_chunk([text])[0]

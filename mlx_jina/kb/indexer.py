@@ -3,30 +3,32 @@
 Per file: unchanged size+mtime -> nothing read; else the bytes' sha256 decides. A new path whose
 hash equals a vanished path's is a rename: the row moves, nothing is embedded. Changed files are
 re-chunked; chunks whose exact text is already stored (an edit elsewhere in the file, a copy) reuse
-their vectors. With a local model, each chunk is tokenized once, while chunking (its final length
-check counts it as the model will see it), and those ids are what the encoder gets. Reading +
-chunking, embedding and writing overlap (pipeline.py); embedding happens *before* a batch's write
-transaction, so the write lock is held for milliseconds, and each batch of files is written in one
-transaction. A killed run leaves every file either fully old or fully
-new, and the next run picks up where it stopped.
+their vectors. With a local model, each new chunk is tokenized once: while chunking when its final
+length check needs a count (it counts the text as the model will see it), else by a later stage,
+and those ids are what the encoder gets. Reading + chunking, the stored-vector lookup + the
+remaining tokenizing, embedding and writing overlap (pipeline.py); embedding happens *before* a
+batch's write transaction, so the write lock is held for milliseconds, and each batch of files is
+written in one transaction. A killed run leaves every file either fully old or fully new, and the
+next run picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlx_jina.errors import WouldEmptyIndexError
 from mlx_jina.ingest import (
     DEFAULT_MAX_BYTES,
-    CountTokens,
     FileEntry,
     Skipped,
     UnreadableFile,
+    bytes_bound,
     chunk_document,
     read_bytes,
     read_document,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
 
 BATCH_CHUNKS = 64  # chunks embedded per forward batch (across files)
+Known = dict[bytes, tuple[bytes, bytes]]  # (bits, rescore) vectors by chunk text hash
 
 
 @dataclass
@@ -86,7 +89,6 @@ class Indexer:
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.batch_chunks = batch_chunks
-        self._prompt_tokens: int | None = None
 
     def sync(self, root: Path, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
              max_bytes: int = DEFAULT_MAX_BYTES, remove_missing: bool = True, progress: bool = False,
@@ -171,16 +173,17 @@ class Indexer:
 
     def _write_all(self, root: Path, pending: list[_Pending], present: set[str], report: IndexReport,
                    progress: bool) -> None:
-        """Three stages overlap: reading + chunking (a thread, one batch ahead), embedding (this
+        """Four stages overlap: reading + chunking (a thread, one batch ahead), the stored-vector
+        lookup + tokenizing what chunking did not (a thread, one batch ahead), embedding (this
         thread) and SQLite writes (a thread, each batch of files in one transaction)."""
         from tqdm import tqdm
 
         bar = _Progress(tqdm(total=len(pending), unit="file", desc="indexing", disable=not progress, leave=False))
-        writer: Writer[tuple[list[_Pending], dict[bytes, tuple[bytes, bytes]]]] = Writer(
+        writer: Writer[tuple[list[_Pending], Known]] = Writer(
             lambda items: self._write_batches(root, items, report, bar))
         try:
-            for batch in ahead(self._batches(pending, present, report, bar)):
-                writer.put((batch, self._embed(batch, report)))
+            for batch, known in ahead(self._looked_up(ahead(self._batches(pending, present, report, bar)))):
+                writer.put((batch, self._embed(batch, known, report)))
         finally:
             writer.close()
             bar.bar.close()
@@ -191,6 +194,7 @@ class Indexer:
         batch: list[_Pending] = []
         size = 0
         shared: dict[str, int] = {}  # counts every file's chunking reuses (whitespace)
+        count_chunk, bound_chunk = self._model_counter()
         for p in pending:
             try:
                 doc = read_document(p.entry.path)
@@ -202,8 +206,8 @@ class Indexer:
             p.kind, p.language = doc.kind, doc.language
             ids_of: dict[str, list[int]] = {}
             chunks = chunk_document(doc, title=printable(p.entry.rel), count_tokens=self.embedder.count_tokens,
-                                    count_chunk=self._model_counter(ids_of), max_tokens=self.max_tokens,
-                                    overlap_tokens=self.overlap_tokens, shared=shared)
+                                    count_chunk=partial(count_chunk, ids_of), bound_chunk=bound_chunk,
+                                    max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens, shared=shared)
             p.chunks = [c for c in chunks if c.text.strip()]
             p.hashes = [_sha(c.text) for c in p.chunks]
             p.ids = [ids_of.get(c.text) for c in p.chunks]
@@ -215,30 +219,51 @@ class Indexer:
         if batch:
             yield batch
 
-    def _model_counter(self, ids_of: dict[str, list[int]]) -> CountTokens:
+    def _model_counter(self) -> tuple[Callable[[dict[str, list[int]], Sequence[str]], list[int]],
+                                      Callable[[str], int]]:
         """The chunker's final check: a chunk's text counted as the tokens it adds to the model's
-        task prompt. A local model tokenizes prompt + text here, once, keeping the ids in `ids_of`
-        for the encoder; a remote engine tokenizes for itself, so only the count is made (the same
+        task prompt, and a bound on that count from the text's bytes (prompt + text can count no
+        more than their bytes allow, less the prompt's own tokens), within which it is not counted.
+        A local model tokenizes prompt + text when it counts, once, keeping the ids in `ids_of` for
+        the encoder; a remote engine tokenizes for itself, so only the count is made (the same
         count: a remote index has exactly the chunks of a local one)."""
         embedder, task = self.embedder, self.passage_task
         prompt = embedder.tasks[task].prompt
-        if self._prompt_tokens is None:
-            self._prompt_tokens = embedder.count_tokens([prompt])[0]
-        base = self._prompt_tokens
-        if isinstance(embedder, RemoteEmbedder):
-            return lambda texts: [n - base for n in embedder.count_tokens([prompt + t for t in texts])]
+        base, added = embedder.count_tokens([prompt, ""])
+        slack = bytes_bound(prompt, added) - base
 
-        def count(texts: Sequence[str]) -> list[int]:
+        def bound(text: str) -> int:
+            return len(text.encode("utf-8")) + slack
+
+        if isinstance(embedder, RemoteEmbedder):
+            def count_remote(ids_of: dict[str, list[int]], texts: Sequence[str]) -> list[int]:
+                return [n - base for n in embedder.count_tokens([prompt + t for t in texts])]
+            return count_remote, bound
+
+        def count(ids_of: dict[str, list[int]], texts: Sequence[str]) -> list[int]:
             rows = embedder.tokenize(texts, [task] * len(texts), truncate=True)
             ids_of.update(zip(texts, rows))
             return [len(row) - base for row in rows]
-        return count
+        return count, bound
 
-    def _embed(self, batch: list[_Pending], report: IndexReport) -> dict[bytes, tuple[bytes, bytes]]:
+    def _looked_up(self, batches: Iterable[list[_Pending]]) -> Iterator[tuple[list[_Pending], Known]]:
+        """Each batch with the stored vectors of its chunks' texts; a local model's ids are made
+        here for the other chunks that chunking did not count (one call a batch)."""
+        embedder, task = self.embedder, self.passage_task
+        for batch in batches:
+            known = self.store.vectors_for([h for p in batch for h in p.hashes])
+            if not isinstance(embedder, RemoteEmbedder):
+                todo = [(p, i) for p in batch for i, h in enumerate(p.hashes) if p.ids[i] is None and h not in known]
+                if todo:
+                    rows = embedder.tokenize([p.chunks[i].text for p, i in todo], [task] * len(todo), truncate=True)
+                    for (p, i), row in zip(todo, rows):
+                        p.ids[i] = row
+            yield batch, known
+
+    def _embed(self, batch: list[_Pending], known: Known, report: IndexReport) -> Known:
         """Vectors for every chunk of the batch: stored ones reused, the rest embedded now (from the
-        ids made while chunking, when every one has them)."""
+        ids made already, when every one has them)."""
         hashes = [h for p in batch for h in p.hashes]
-        known = self.store.vectors_for(hashes)
         todo = {h: (c.text, row) for p in batch for c, h, row in zip(p.chunks, p.hashes, p.ids) if h not in known}
         if todo:
             texts = [text for text, _ in todo.values()]
@@ -255,7 +280,7 @@ class Indexer:
         report.chunks_reused += len(hashes) - len(todo)
         return known
 
-    def _write_batches(self, root: Path, items: list[tuple[list[_Pending], dict[bytes, tuple[bytes, bytes]]]],
+    def _write_batches(self, root: Path, items: list[tuple[list[_Pending], Known]],
                        report: IndexReport, bar: _Progress) -> None:
         """Write every file of the queued batches in one transaction (each file whole, or none)."""
         self.store.write_documents([
