@@ -256,18 +256,26 @@ def test_add_and_remove_single_files(kb, notes):
 
 
 def test_chunks_are_tokenized_once_and_embedded_from_those_ids(kb, notes, tiny, monkeypatch):
-    """The chunker's final check tokenizes each chunk as the model sees it; the encoder gets those
-    ids (the same the model would make from the text) instead of tokenizing again."""
-    calls = []
-    encode = tiny.encode
+    """Each chunk is tokenized once, as the model sees it (by the chunker's final check, or with the
+    stored-vector lookup when its bytes settled the check); the encoder gets those ids (the same
+    the model would make from the text) instead of tokenizing again."""
+    calls, tokenized = [], []
+    encode, tokenize = tiny.encode, tiny.tokenize
 
     def spy(texts, **kwargs):
         calls.append((list(texts), kwargs.get("ids")))
         return encode(texts, **kwargs)
 
+    def spy_tokenize(texts, tasks, **kwargs):
+        tokenized.extend(texts)
+        return tokenize(texts, tasks, **kwargs)
+
     monkeypatch.setattr(tiny, "encode", spy)
+    monkeypatch.setattr(tiny, "tokenize", spy_tokenize)
+    (notes / "long.md").write_text("# Long\n\n" + "word " * 150)  # 750 bytes: its check is counted
     kb.index(notes)
     indexed = [(texts, ids) for texts, ids in calls if ids is not None]
     assert sum(len(texts) for texts, _ in indexed) == counts(kb)[1]
+    assert all(tokenized.count(text) == 1 for texts, _ in indexed for text in texts)
     for texts, ids in indexed:
-        assert ids == tiny.tokenize(texts, ["retrieval.passage"] * len(texts), truncate=True)
+        assert ids == tokenize(texts, ["retrieval.passage"] * len(texts), truncate=True)
