@@ -120,10 +120,11 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
     truth = [set(np.argsort(-(floats @ q))[:K] + 1) for q in queries]  # chunk ids are row + 1
     conn = store.conn
 
-    def vector(n: int, prefix: int | None = None) -> Callable[[int], list[int]]:
+    def vector(n: int | None = None, prefix: int | None = None, keep: int | None = None) -> Callable[[int], list[int]]:
+        """vector_search with these stages (None: the KB's default for each)."""
         def top(i: int) -> list[int]:
             with store.snapshot():
-                return list(vector_search(store, queries[i], Filters(), n, prefix_bits=prefix))
+                return list(vector_search(store, queries[i], Filters(), n, prefix_bits=prefix, keep=keep))
         return top
 
     def hamming_only(i: int) -> list[int]:
@@ -140,15 +141,22 @@ def measure(store: Store, floats: np.ndarray, query_texts: list[str], queries: n
         methods["before: vec0 bit KNN k=200 + int8"] = lambda i: vec0_knn_rescored(store, queries[i], 200)
         methods["before: hybrid (joins, count per term, vec0)"] = lambda i: hybrid_before(
             store, query_texts[i], queries[i])
+    bits = floats.shape[1]
     for n in CANDIDATES:
-        methods[f"index: Hamming top {n} + int8"] = vector(n)
-    if floats.shape[1] >= 512:
-        for n in CANDIDATES[-2:]:
-            methods[f"index: funnel 256-bit prefix, top {n} + int8"] = vector(n, 256)
-    default = vectors.candidates(K, len(floats), floats.shape[1])
-    methods[f"KB vector mode (default: candidates {default})"] = vector(default)
+        methods[f"index: Hamming top {n} + int8"] = vector(n, 0, n)
+    default = vectors.candidates(K, len(floats), bits)
+    for n in sorted({default, 2 * default}):
+        for keep in sorted({vectors.rescored(K, n), 2 * vectors.rescored(K, n)}):
+            methods[f"index: Hamming top {n}, sign-ranked to {keep}, + int8"] = vector(n, 0, keep)
+    prefix = vectors.funnel_prefix(bits) or bits // 2
+    if bits >= 512:
+        for n in (default, 2 * default):
+            methods[f"index: funnel {prefix}-bit prefix, top {n}, sign-ranked to {vectors.rescored(K, n)}, + int8"] = \
+                vector(n, prefix)
+    methods[f"KB vector mode (default: top {default}, {vectors.funnel_prefix(bits) or 'no'} prefix bits, "
+            f"sign-ranked to {vectors.rescored(K, default)})"] = vector()
     if binary_index.SCAN_THREADS > 1:
-        def one_thread(i: int, top: Callable[[int], list[int]] = vector(default)) -> list[int]:
+        def one_thread(i: int, top: Callable[[int], list[int]] = vector()) -> list[int]:
             with patch.object(binary_index, "SCAN_THREADS", 1):
                 return top(i)
         methods["KB vector mode, scan on one thread"] = one_thread

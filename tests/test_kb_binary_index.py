@@ -192,3 +192,27 @@ def test_candidates_grow_with_the_rows_searched_and_shrink_with_more_bits():
     assert vectors.candidates(20, 1_000_000, ref) == 2 * large
     wide = vectors.candidates(10, 1_000_000, 2 * ref)
     assert small <= wide < large and wide == math.ceil(large / 4)
+
+
+def test_rescored_rows_are_a_share_of_the_candidates_and_wide_codes_start_with_a_prefix():
+    assert vectors.rescored(10, 3000) == math.ceil(vectors.RESCORED_SHARE * 3000) > 10 * vectors.RESCORED_PER_RESULT
+    assert vectors.rescored(10, 400) == 10 * vectors.RESCORED_PER_RESULT
+    assert vectors.rescored(10, 50) == 50  # never more than there are
+    assert vectors.funnel_prefix(vectors.FUNNEL_MIN_BITS) == vectors.FUNNEL_MIN_BITS // 2
+    assert vectors.funnel_prefix(vectors.FUNNEL_MIN_BITS - 64) == 0
+
+
+def test_keep_ranks_the_hamming_candidates_by_the_float_query_against_their_signs():
+    rng = np.random.default_rng(4)
+    x = unit_rows(rng, 3000, DIMS)
+    packed = np.packbits(x > 0, axis=1, bitorder="little")
+    index = BinaryIndex.from_rows("t", [(10 + 3 * i, 0, packed[i].tobytes()) for i in range(len(x))])
+    q = unit_rows(rng, 1, DIMS)[0]
+    qbytes = np.packbits(q > 0, bitorder="little").tobytes()
+    hamming = index.nearest(qbytes, 400)
+    got = index.nearest(qbytes, 400, query=q, keep=40)
+    signs = np.where(x > 0, 1.0, -1.0) @ q  # the float query against each row's +-1 sign vector
+    expected = hamming[np.argsort(-signs[(hamming - 10) // 3], kind="stable")[:40]]
+    assert len(got) == 40 and set(got.tolist()) <= set(hamming.tolist())
+    np.testing.assert_array_equal(got, expected)
+    assert index.nearest(qbytes, 400, query=q, keep=400).tolist() == hamming.tolist()  # keep all: Hamming order

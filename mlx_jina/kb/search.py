@@ -1,6 +1,6 @@
 """Hybrid search: FTS5 BM25 and binary KNN + int8 rescoring, fused by reciprocal rank.
 
-Each side returns up to `vectors.candidates(k, rows, bits)` chunk ids in its own order; RRF (score = sum of
+Each side returns its candidates in its own order (`vectors.rescored` on the vector side); RRF (score = sum of
 1/(60 + rank)) needs no score calibration between BM25 and cosine. Filters (path glob, file kind or
 extension, modified since) are applied inside both queries, so a filter never empties the top k
 that a post-filter would have. At most `per_doc` chunks of one document are kept, so one long
@@ -204,11 +204,13 @@ def document_frequencies(conn: Any, terms: list[str], cap: int | None = None) ->
 
 
 def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filters, n: int | None = None,
-                  prefix_bits: int | None = None, *, k: int = 10) -> dict[int, float]:
-    """The vector side alone, `n` candidates (default: `vectors.candidates` for k results from
-    this index): chunk id -> cosine, best first (Hamming top-n from the in-process index, then
-    int8 rescoring of those rows read from SQLite). Call inside `store.snapshot()`. Public for
-    benchmarks that vary the candidate count or the funnel."""
+                  prefix_bits: int | None = None, *, k: int = 10, keep: int | None = None) -> dict[int, float]:
+    """The vector side alone: chunk id -> cosine, best first. The in-process index takes the `n`
+    Hamming-nearest (default `vectors.candidates` for k results from this index; over its
+    `prefix_bits` leading bits first, default `vectors.funnel_prefix`, 0 for none), keeps the `keep`
+    best of them by the float query against their sign bits (default `vectors.rescored`; n or more:
+    keep all), and those int8 rows, read from SQLite, are rescored. Call inside `store.snapshot()`.
+    Public for benchmarks that vary the stages."""
     if query_vector is None:
         raise InputError("vector and hybrid search need the query's embedding")
     allowed = None
@@ -219,9 +221,11 @@ def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filter
         if not len(allowed):
             return {}
     index = store.vector_index()
-    if n is None:
-        n = vectors.candidates(k, len(index), index.bits)
-    ids, stored = store.int8_vectors(index.nearest(vectors.query_bits(query_vector), n, allowed, prefix_bits))
+    n = vectors.candidates(k, len(index), index.bits) if n is None else n
+    prefix_bits = vectors.funnel_prefix(index.bits) if prefix_bits is None else prefix_bits
+    keep = vectors.rescored(k, n) if keep is None else keep
+    near = index.nearest(vectors.query_bits(query_vector), n, allowed, prefix_bits, query=query_vector, keep=keep)
+    ids, stored = store.int8_vectors(near)
     scores = vectors.rescore(query_vector, stored)
     order = np.argsort(-scores, kind="stable")
     return {ids[i]: float(scores[i]) for i in order}

@@ -30,16 +30,29 @@ import numpy as np
 
 from mlx_jina.postprocess import finalize, to_sqlite_vec_bits
 
-#: Hamming candidates rescored per result wanted (their int8 rows are read from SQLite by rowid).
+#: Hamming candidates per result wanted ...
 OVERSAMPLE = 20
 #: ...and at least this many per result per sqrt(rows searched) at 384-bit codes, times
-#: (384 / bits)^2 for other code sizes. Measured (benchmarks/store.py, recall@10 of exact float
-#: search): at 384 bits ~300 candidates reach 0.95 at 40k rows, ~500 at 100k, ~1,500 at 1M (sqrt
-#: growth); at 1024 bits 200 reach 0.963 at 1M (more bits rank better, ~7-9x fewer needed).
-OVERSAMPLE_PER_SQRT_ROW = 0.15
+#: (384 / bits)^2 for other code sizes: the count needed grows about as sqrt(rows) and shrinks with
+#: wider codes (benchmarks/store.py, recall@10 of exact float search).
+OVERSAMPLE_PER_SQRT_ROW = 0.3
 CALIBRATION_BITS = 384
 MIN_CANDIDATES = 100
-MAX_CANDIDATES = 4096
+MAX_CANDIDATES = 8192
+#: Of those, the ones whose int8 rows are read and rescored: the best by the float query's dot
+#: product with their sign vectors (binary_index.nearest's `keep`), at least this many per result
+#: and this share of the Hamming candidates. Measured (benchmarks/store.py, recall@10 vs exact
+#: float, Hamming candidates -> sign-ranked -> int8): 1M x 384 bits 3,000 -> 300: 0.969 (3,000 rows
+#: straight to int8: 0.980; 1,500: 0.959); 100k 1,000 -> 150: 0.968; 40k 600 -> 150: 0.978;
+#: 1M x 1024 bits 500 -> 150: 0.987. The int8 reads were most of a query's time at 1M.
+RESCORED_PER_RESULT = 15
+RESCORED_SHARE = 0.1
+#: Codes this wide are scanned on their first half first (the Matryoshka funnel,
+#: binary_index.nearest's prefix_bits). Measured on 1M x 1024-bit codes of randomly rotated
+#: vectors (no Matryoshka structure, so each prefix bit is just a random hyperplane: a lower bound
+#: for v5's codes, whose leading dimensions carry the most): 512-bit prefix, 2,000 shortlisted, 211
+#: rescored: recall 0.963 against 0.966 for the full scan, at half the scan's time.
+FUNNEL_MIN_BITS = 1024
 
 
 def encode(vectors: np.ndarray) -> tuple[list[bytes], list[bytes]]:
@@ -55,10 +68,20 @@ def query_bits(query: np.ndarray) -> bytes:
 
 
 def candidates(k: int, rows: int, bits: int) -> int:
-    """How many Hamming neighbours to rescore for k results out of `rows` codes of `bits` bits."""
+    """How many Hamming neighbours to take for k results out of `rows` codes of `bits` bits."""
     per_sqrt_row = OVERSAMPLE_PER_SQRT_ROW * (CALIBRATION_BITS / max(bits, 1)) ** 2
     wanted = k * max(OVERSAMPLE, per_sqrt_row * math.sqrt(rows))
     return int(min(MAX_CANDIDATES, max(MIN_CANDIDATES, math.ceil(wanted))))
+
+
+def rescored(k: int, hamming: int) -> int:
+    """How many of `hamming` candidates get their int8 rows read and rescored, for k results."""
+    return min(hamming, max(RESCORED_PER_RESULT * k, math.ceil(RESCORED_SHARE * hamming)))
+
+
+def funnel_prefix(bits: int) -> int:
+    """Leading bits the Hamming scan starts with (0: the whole code)."""
+    return bits // 2 if bits >= FUNNEL_MIN_BITS else 0
 
 
 def rescore(query: np.ndarray, stored: np.ndarray) -> np.ndarray:
