@@ -131,7 +131,8 @@ class BinaryIndex:
         hist = np.sum(_each_span(len(dist), count), axis=0)
 
         def under(cut: int) -> np.ndarray:
-            return np.concatenate(_each_span(len(dist), lambda start, stop: np.flatnonzero(dist[start:stop] <= cut) + start))
+            spans = _each_span(len(dist), lambda start, stop: np.flatnonzero(dist[start:stop] <= cut) + start)
+            return np.concatenate(spans)
 
         pick = _smallest(dist, n, limit, hist, under)
         return pick, dist[pick]
@@ -224,7 +225,8 @@ def _sign_scores(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
     by one table lookup per code byte."""
     q = np.zeros(codes.shape[0] * _WORD_BITS, dtype=np.float32)
     q[: len(query)] = query
-    table = (_BYTE_BITS @ q.reshape(-1, 8).T).T.ravel()  # byte j's 256 sums at 256 * j
+    # byte j's 256 sums at 256 * j; einsum, not `@`: BLAS threads cost milliseconds on a busy CPU (vectors.rescore)
+    table = np.einsum("jk,bk->jb", q.reshape(-1, 8), _BYTE_BITS).ravel()
     by = np.ascontiguousarray(codes.T).view(np.uint8).astype(np.int32)
     by += 256 * np.arange(by.shape[1], dtype=np.int32)
     return np.take(table, by).sum(axis=1)
