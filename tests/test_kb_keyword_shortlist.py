@@ -57,7 +57,8 @@ def test_the_first_results_are_bm25_order_with_the_shortlist_kept_or_refused(sto
         outcomes.append(rows is not None)
         return rows
 
-    queries = [" ".join(WORDS[i] for i in idx) for idx in ([0, 1], [0, 9], [1, 2, 8], [3, 4, 5, 6], [0, 7, 9], [2, 9])] + ["lima mike", "lima mike alpha"]
+    picks = ([0, 1], [0, 9], [1, 2, 8], [3, 4, 5, 6], [0, 7, 9], [2, 9])
+    queries = [" ".join(WORDS[i] for i in idx) for idx in picks] + ["lima mike", "lima mike alpha"]
     monkeypatch.setattr(search, "COMMON_TERM_MIN", 10**6)  # keep every term (the table is small)
     monkeypatch.setattr(search, "SHORTLIST_MAX_TERMS", 0)  # reference: every match ranked
     expected = {q: ranked(store, q, 10) for q in queries}
