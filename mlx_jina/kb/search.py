@@ -9,9 +9,12 @@ note does not fill the page.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -112,6 +115,12 @@ def search(store: Store, query: str, query_vector: np.ndarray | None, *, k: int 
 
 def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None, *, k: int, mode: str,
             filters: Filters, per_doc: int) -> list[Hit]:
+    # The vector side's Hamming scan (numpy) runs on another thread while FTS5 ranks the keywords on
+    # this one: both release the GIL, so a hybrid query takes about the longer of the two, not their
+    # sum. Only this thread touches the connection (the scan needs none).
+    query_vector = _query_vector(query_vector) if mode != "keyword" else None
+    nearest = _nearest(store, query_vector, filters, k=k) if query_vector is not None else None
+    scanning = _vector_thread().submit(nearest) if nearest and mode == "hybrid" else None
     terms = keywords.query_terms(query)
     keyword: dict[int, float] = {}
     if mode != "vector":
@@ -119,8 +128,8 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
         keyword = _keyword(conn, terms, filters, keyword_candidates(k), exact=EXACT_PER_RESULT * k,
                            counts=counts, chunks=chunks)
     vector: dict[int, float] = {}
-    if mode != "keyword":
-        vector = vector_search(store, query_vector, filters, k=k)
+    if nearest and query_vector is not None:
+        vector = _rescored(store, query_vector, scanning.result() if scanning else nearest())
     if mode == "hybrid":
         fused: dict[int, float] = {}
         for ranked in (keyword, vector):
@@ -131,6 +140,11 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
         order = keyword or vector
     ranked_ids = sorted(order, key=order.__getitem__, reverse=True)
     return _hits(conn, ranked_ids, order, vector, keyword, k, per_doc, terms)
+
+
+@functools.cache
+def _vector_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="vector-side")
 
 
 def check_options(*, mode: str, k: int, per_doc: int) -> None:
@@ -254,20 +268,38 @@ def vector_search(store: Store, query_vector: np.ndarray | None, filters: Filter
     best of them by the float query against their sign bits (default `vectors.rescored`; n or more:
     keep all), and those int8 rows, read from SQLite, are rescored. Call inside `store.snapshot()`.
     Public for benchmarks that vary the stages."""
+    query_vector = _query_vector(query_vector)
+    nearest = _nearest(store, query_vector, filters, n, prefix_bits, k=k, keep=keep)
+    return _rescored(store, query_vector, nearest()) if nearest else {}
+
+
+def _query_vector(query_vector: np.ndarray | None) -> np.ndarray:
     if query_vector is None:
         raise InputError("vector and hybrid search need the query's embedding")
+    return query_vector
+
+
+def _nearest(store: Store, query_vector: np.ndarray, filters: Filters, n: int | None = None,
+             prefix_bits: int | None = None, *, k: int, keep: int | None = None) -> Callable[[], np.ndarray] | None:
+    """vector_search's index stage, as a call that needs no database (so another thread can run
+    it); its reads (the filter's documents, the index) happen here. None: no document passes."""
     allowed = None
     if filters:
         where, params = filters.sql()
         allowed = np.array([r[0] for r in store.conn.execute(f"SELECT d.id FROM documents d WHERE {where}", params)],
                            dtype=np.int64)
         if not len(allowed):
-            return {}
+            return None
     index = store.vector_index()
     n = vectors.candidates(k, len(index), index.bits) if n is None else n
     prefix_bits = vectors.funnel_prefix(index.bits) if prefix_bits is None else prefix_bits
     keep = vectors.rescored(k, n) if keep is None else keep
-    near = index.nearest(vectors.query_bits(query_vector), n, allowed, prefix_bits, query=query_vector, keep=keep)
+    query_bits = vectors.query_bits(query_vector)
+    return functools.partial(index.nearest, query_bits, n, allowed, prefix_bits, query=query_vector, keep=keep)
+
+
+def _rescored(store: Store, query_vector: np.ndarray, near: np.ndarray) -> dict[int, float]:
+    """Cosine of the query with these chunks' int8 vectors: chunk id -> score, best first."""
     ids, stored = store.int8_vectors(near)
     scores = vectors.rescore(query_vector, stored)
     order = np.argsort(-scores, kind="stable")
