@@ -23,7 +23,7 @@ columns are the seconds each stage's thread spent in it (they overlap, so they s
 the wall time): scan = listing + hashing before the pipeline starts; prepare = reading, chunking and
 token counting (its thread); tokenize = `Embedder.tokenize`, the model's token ids, on whichever thread
 makes them (once on the encoder's thread in `embed`; then inside `prepare`, where the chunker's final
-check makes them; since a chunk whose bytes settle its check is not counted, on the lookup thread for
+check makes them; since a chunk whose length settles its check is not counted, on the lookup thread for
 those); embed = the whole encoder step on the caller's thread; write = SQLite transactions (their thread).
 """
 

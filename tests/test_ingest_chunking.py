@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import random
 import re
+import string
 from pathlib import Path
 
 import pytest
 
 from mlx_jina.bench.random_weights import published_tokenizer_folder
 from mlx_jina.ingest import Chunk, Document, FileEntry, chunk_document, chunking, read_document, scan
-from mlx_jina.model.load import read_tokenizer
+from mlx_jina.model.load import read_tokenizer, token_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "notes"
@@ -240,6 +243,23 @@ def test_every_chunk_fits_with_a_real_tokenizer(which):
                 assert not any(re.fullmatch(r"(#+ .*\n*)+", c.body) for c in chunks)
 
 
+@pytest.mark.parametrize("which", ["tiny", "published"])
+def test_the_length_bound_holds_for_real_tokenizers(which):
+    """count_bound, which lets a chunk or header skip its count, never undercounts ASCII text (the
+    examples' lines and random printable and control characters); other text is always counted."""
+    folder = TINY_FOLDER if which == "tiny" else published_tokenizer_folder()
+    if folder is None:
+        pytest.skip(f"{which} tokenizer.json not available")
+    tok = read_tokenizer(folder)
+    rng = random.Random(0)
+    texts = [line for file in sorted(EXAMPLES.rglob("*.md")) for line in file.read_text().split("\n") if line.isascii()]
+    texts += ["".join(rng.choice(string.printable + "\x00\x07\x1b") for _ in range(rng.randint(0, 300)))
+              for _ in range(500)]
+    added = token_counts(tok, [""])[0]
+    assert all(n <= chunking.count_bound(t, added) for t, n in zip(texts, token_counts(tok, texts)))
+    assert chunking.count_bound("\u095b", added) == math.inf  # NFC decomposes it into two code points
+
+
 def test_counting_is_linear_not_quadratic():
     text = "\n\n".join(f"Paragraph {p}. " + "lorem ipsum dolor " * (5 + p % 40) for p in range(2000))
     counted = 0
@@ -359,12 +379,12 @@ def test_packing_ahead_of_the_counts_equals_counting_on_demand(monkeypatch):
     assert sum(len(c) for c in ahead) > 500
 
 
-LONG_WORDS = " ".join(["extraordinarily"] * 30)  # 479 bytes, 30 words: only a count says it fits 400
+LONG_WORDS = " ".join(["extraordinarily"] * 30)  # 479 characters, 30 words: only a count says it fits 400
 
 
-def test_a_small_note_counts_only_what_its_bytes_cannot_bound_and_never_its_lines_alone():
-    """One call for the whitespace between units, one for the final checks that the text's bytes
-    do not settle (all in one call); a short section and a short header are not counted at all."""
+def test_a_small_note_counts_only_what_its_length_cannot_bound_and_never_its_lines_alone():
+    """One call for the whitespace between units, one for the final checks that the text's length
+    does not settle (all in one call); a short section and a short header are not counted at all."""
     text = f"# Trip\n\n{LONG_WORDS}\n\n## Food\n\nBread and cheese.\nThen coffee.\n"
     calls: list[list[str]] = []
 
@@ -379,7 +399,7 @@ def test_a_small_note_counts_only_what_its_bytes_cannot_bound_and_never_its_line
 
 def test_later_notes_of_a_run_share_the_whitespace_counts():
     """Whitespace counts are kept across the documents of a run: a later note needs only the final
-    checks its bytes do not settle, or no call at all."""
+    checks its length does not settle, or no call at all."""
     calls: list[list[str]] = []
 
     def count(texts):

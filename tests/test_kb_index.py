@@ -257,7 +257,7 @@ def test_add_and_remove_single_files(kb, notes):
 
 def test_chunks_are_tokenized_once_and_embedded_from_those_ids(kb, notes, tiny, monkeypatch):
     """Each chunk is tokenized once, as the model sees it (by the chunker's final check, or with the
-    stored-vector lookup when its bytes settled the check); the encoder gets those ids (the same
+    stored-vector lookup when its length settled the check); the encoder gets those ids (the same
     the model would make from the text) instead of tokenizing again."""
     calls, tokenized = [], []
     encode, tokenize = tiny.encode, tiny.tokenize

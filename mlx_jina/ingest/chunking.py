@@ -13,9 +13,10 @@ Counting goes through a batch counter (`count_tokens(texts) -> counts`, e.g. a R
 final check passes and noting each count it lacks, one call counts all of those, and the next pass
 uses them. When a pass only assumed checks that really pass, its chunks are exactly those of
 counting on demand (it made the same decisions), so it stands. A small note takes one pass and one
-call (its sections' texts): the whitespace between units is counted once per run (`shared`), a
-header is not counted when its length in bytes already bounds it within its limit, and the lines
-of a section that fits are not needed. After SPECULATIVE_PASSES the rest is counted on demand.
+call (its sections' texts) or none: the whitespace between units is counted once per run
+(`shared`), a header or a chunk is not counted when its length already bounds it within its limit
+(`count_bound`), and the lines of a section that fits are not needed. After SPECULATIVE_PASSES
+the rest is counted on demand.
 
 A span far longer than any chunk (a 5 MB file on one line) is cut into windows of at most
 `max_tokens * MAX_TOKEN_CHARS` characters *before* anything counts it, and a long run of words
@@ -24,6 +25,7 @@ is cut into groups rather than single words, so tokenizer work stays linear and 
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -82,7 +84,7 @@ def chunk_document(
     title: str,
     count_tokens: CountTokens,
     count_chunk: CountTokens | None = None,
-    bound_chunk: Callable[[str], int] | None = None,
+    bound_chunk: Callable[[str], float] | None = None,
     max_tokens: int = 400,
     overlap_tokens: int = 48,
     shared: dict[str, int] | None = None,
@@ -92,8 +94,8 @@ def chunk_document(
     count_tokens: token counts of a list of texts, in one call. count_chunk: how a chunk's final
     text is counted against max_tokens, if not by count_tokens (the indexer counts it as the model
     will see it, and keeps those ids). bound_chunk: a bound on count_chunk's count made without a
-    tokenizer (from the text's bytes): a chunk within it is not counted (with no count_chunk,
-    count_tokens's own bound). Consecutive chunks of one section share up to
+    tokenizer (from the text's length, `count_bound`): a chunk within it is not counted (with no
+    count_chunk, count_tokens's own bound). Consecutive chunks of one section share up to
     `overlap_tokens` (at most max_tokens // 4) of trailing text. shared: counts by count_tokens
     kept across the documents of a run (the whitespace between units, the empty text), so that
     a later document needs no call for them. Deterministic.
@@ -118,11 +120,12 @@ def chunk_document(
     return _pack_all(doc.text, title, found, counts, max_tokens, overlap)
 
 
-def bytes_bound(text: str, added: int) -> int:
-    """A bound on a tokenizer's count of `text` without running it: every token covers at least one
-    byte of the text, except those the tokenizer adds itself (`added`: its special tokens, which
-    the empty text counts) and a SentencePiece-style leading "▁"."""
-    return len(text.encode("utf-8")) + added + 1
+def count_bound(text: str, added: int) -> float:
+    """A bound on a tokenizer's count of ASCII `text` without running it (infinite for other text):
+    every token covers at least one character, except those the tokenizer adds itself (`added`: its
+    special tokens, which the empty text counts) and a SentencePiece-style leading "▁", and no
+    normalizer lengthens ASCII (NFC decomposes a few other characters, NFKC expands some)."""
+    return len(text) + added + 1 if text.isascii() else math.inf
 
 
 def _pack_all(text: str, title: str, found: list[Section], counts: _Counts, max_tokens: int,
@@ -140,7 +143,7 @@ class _Counts:
     document)."""
 
     def __init__(self, count_tokens: CountTokens, count_chunk: CountTokens | None,
-                 bound_chunk: Callable[[str], int] | None, shared: dict[str, int]) -> None:
+                 bound_chunk: Callable[[str], float] | None, shared: dict[str, int]) -> None:
         self.count_tokens = count_tokens
         self.count_chunk = count_chunk or count_tokens
         self.bound_chunk = self.at_most if count_chunk is None else bound_chunk
@@ -170,9 +173,9 @@ class _Counts:
                 if known is self.known and len(self.shared) < SHARED_COUNTS:
                     self.shared.update((t, known[t]) for t in todo if not t.strip())
 
-    def at_most(self, text: str) -> int:
-        """A bound on `text`'s count by count_tokens, without counting it (see `bytes_bound`)."""
-        return bytes_bound(text, self.known[""])
+    def at_most(self, text: str) -> float:
+        """A bound on `text`'s count by count_tokens, without counting it (see `count_bound`)."""
+        return count_bound(text, self.known[""])
 
     def count(self, text: str) -> int:
         found = self.known.get(text)

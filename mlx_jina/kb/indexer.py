@@ -28,8 +28,8 @@ from mlx_jina.ingest import (
     FileEntry,
     Skipped,
     UnreadableFile,
-    bytes_bound,
     chunk_document,
+    count_bound,
     read_bytes,
     read_document,
     scan,
@@ -220,20 +220,19 @@ class Indexer:
             yield batch
 
     def _model_counter(self) -> tuple[Callable[[dict[str, list[int]], Sequence[str]], list[int]],
-                                      Callable[[str], int]]:
+                                      Callable[[str], float]]:
         """The chunker's final check: a chunk's text counted as the tokens it adds to the model's
-        task prompt, and a bound on that count from the text's bytes (prompt + text can count no
-        more than their bytes allow, less the prompt's own tokens), within which it is not counted.
+        task prompt, and a bound on that count from the length of prompt + text (less the prompt's
+        own tokens), within which it is not counted.
         A local model tokenizes prompt + text when it counts, once, keeping the ids in `ids_of` for
         the encoder; a remote engine tokenizes for itself, so only the count is made (the same
         count: a remote index has exactly the chunks of a local one)."""
         embedder, task = self.embedder, self.passage_task
         prompt = embedder.tasks[task].prompt
         base, added = embedder.count_tokens([prompt, ""])
-        slack = bytes_bound(prompt, added) - base
 
-        def bound(text: str) -> int:
-            return len(text.encode("utf-8")) + slack
+        def bound(text: str) -> float:
+            return count_bound(prompt + text, added) - base
 
         if isinstance(embedder, RemoteEmbedder):
             def count_remote(ids_of: dict[str, list[int]], texts: Sequence[str]) -> list[int]:
