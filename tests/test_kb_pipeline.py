@@ -48,6 +48,32 @@ def test_ahead_raises_the_producers_failure_and_stops_it_when_the_consumer_stops
     assert stopped.wait(5)
 
 
+def test_stacked_stages_stop_together_when_the_consumer_stops():
+    stopped = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            stopped.set()
+
+    def doubled(items):
+        for item in items:
+            yield 2 * item
+
+    middle = doubled(ahead(endless()))  # still referenced here: only an explicit close stops it
+    stages = ahead(middle, name="mlx-jina-lookup")
+    for item in stages:
+        if item == 6:
+            break
+    stages.close()
+    assert stopped.is_set()  # the outer stage's thread closed the middle one before it ended
+    assert not [t for t in threading.enumerate() if t.name in ("mlx-jina-prepare", "mlx-jina-lookup")]
+
+
 def test_writer_writes_everything_in_order_and_raises_its_failure():
     written: list[list[int]] = []
     writer = Writer(written.append)

@@ -182,7 +182,8 @@ class Indexer:
         writer: Writer[tuple[list[_Pending], Known]] = Writer(
             lambda items: self._write_batches(root, items, report, bar))
         try:
-            for batch, known in ahead(self._looked_up(ahead(self._batches(pending, present, report, bar)))):
+            batches = ahead(self._batches(pending, present, report, bar))
+            for batch, known in ahead(self._looked_up(batches), name="mlx-jina-lookup"):
                 writer.put((batch, self._embed(batch, known, report)))
         finally:
             writer.close()

@@ -1,4 +1,4 @@
-"""Two small threads for overlapping the index run's stages through bounded queues.
+"""Small threads for overlapping the index run's stages through bounded queues.
 
 An index run reads and chunks files (CPU in Python and the tokenizer), embeds them (the encoder:
 the slow stage on a Mac) and writes them (SQLite). `ahead` runs a producer one bounded step in
@@ -25,8 +25,9 @@ class _Failure:
         self.error = error
 
 
-def ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate `items`, produced on a background thread at most `depth` items ahead."""
+def ahead(items: Iterable[T], depth: int = 2, name: str = "mlx-jina-prepare") -> Iterator[T]:
+    """Iterate `items`, produced on a background thread at most `depth` items ahead. Its thread
+    closes `items` when it stops, so stacked stages (`ahead(f(ahead(g)))`) stop together."""
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -40,15 +41,20 @@ def ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         return False
 
     def produce() -> None:
+        source = iter(items)
         try:
-            for item in items:
+            for item in source:
                 if not put(item):
                     return
             put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             put(_Failure(exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
-    thread = threading.Thread(target=produce, name="mlx-jina-prepare", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:
