@@ -318,10 +318,11 @@ def test_non_loopback_bind_is_refused(args: list[str], message: str) -> None:
     assert result.exit_code == 2 and message in result.output
 
 
-def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProcess, kb_db: Path,
+def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProcess, kb_db: Path, tiny_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """With a server up, `mlx-jina search` gets the same hits without loading the model; a server
-    that cannot serve (here: a wrong token) or --no-server falls back to embedding in-process."""
+    that cannot serve (here: a wrong token) or --no-server falls back to embedding in-process, and
+    an explicit --model always embeds in-process (--verbose says so)."""
     from mlx_jina import embedder as embedder_module
 
     def search(*flags: str) -> tuple[list[dict[str, Any]], str]:
@@ -345,3 +346,5 @@ def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProc
                                                                      for h in local]
     _, note = search("--no-server")
     assert "--no-server" in note
+    _, note = search("--model", str(tiny_path))
+    assert "--model given: embedding in-process" in note

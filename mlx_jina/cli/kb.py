@@ -243,6 +243,8 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
                                                         token=os.environ.get(TOKEN_ENV))
         elif remote is not None:
             note = "--embed-url: embedding through that server"
+        elif model is not None:
+            note = "--model given: embedding in-process with it"
         embedded = time.perf_counter()
         hits = kb.search(query, k=k, mode=mode, path=path_glob, kinds=kinds,
                          since=since, per_doc=per_doc, rerank=rerank, candidates=candidates,
