@@ -7,14 +7,14 @@ Not a test: run it by hand from the repository root; it prints markdown tables (
 For each checkpoint (the exact v5-small shape with random weights, written once in the published
 layout, bfloat16 like the published file, to --checkpoint; then the bundled tiny one) it indexes
 --notes with `mlx-jina index`, starts `mlx-jina serve` on a free local port, and times subprocesses
-of `mlx-jina search QUERY --db DB --json --verbose`, interleaved each round:
+of `mlx-jina search QUERY --db DB --model FOLDER --json --verbose`, interleaved each round:
 
   in-process   --no-server: the search process loads the model and embeds the query itself
   via serve    $MLX_JINA_SERVER points at the running server, which embeds the query
   keyword      --mode keyword: no model at all (the floor: process start, imports, SQLite)
 
-Search is never given --model: it takes the model the index records, which is what lets it ask a
-server serving that model (an explicit --model always loads in-process). Each path's hits are
+Every search names the checkpoint with --model, as a user with $MLX_JINA_MODEL set does; it is the
+model the index records, so a server serving it may embed the query. Each path's hits are
 checked equal to the in-process ones (same vectors, same results), and the through-server path is
 checked to have really gone through the server. The --verbose columns are search's own report:
 the time to embed through the server (for in-process, that is 0: the probe is skipped), and the
@@ -116,9 +116,10 @@ def measure(model: Path, notes: Path, query: str, rounds: int) -> Measured:
         serve_start = time.perf_counter()
         with running_server(["--model", str(model)], startup_timeout=600) as server:
             serve_s = time.perf_counter() - serve_start
-            runs = {PATHS[0]: (["--mode", "hybrid", "--no-server"], clean_env()),
-                    PATHS[1]: (["--mode", "hybrid"], clean_env(**{SERVER_ENV: server.url})),
-                    PATHS[2]: (["--mode", "keyword"], clean_env())}
+            named = ["--model", str(model)]
+            runs = {PATHS[0]: ([*named, "--mode", "hybrid", "--no-server"], clean_env()),
+                    PATHS[1]: ([*named, "--mode", "hybrid"], clean_env(**{SERVER_ENV: server.url})),
+                    PATHS[2]: ([*named, "--mode", "keyword"], clean_env())}
             timings = {name: Timings() for name in runs}
             expected: list[str] | None = None
             for _ in range(rounds):

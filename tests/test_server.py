@@ -320,9 +320,9 @@ def test_non_loopback_bind_is_refused(args: list[str], message: str) -> None:
 
 def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProcess, kb_db: Path, tiny_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a server up, `mlx-jina search` gets the same hits without loading the model; a server
-    that cannot serve (here: a wrong token) or --no-server falls back to embedding in-process, and
-    an explicit --model always embeds in-process (--verbose says so)."""
+    """With a server up, `mlx-jina search` gets the same hits without loading the model, also when
+    --model names the index's model; a server that cannot serve (here: a wrong token), --no-server
+    or --dtype (asks for an in-process model) embed in-process, and --verbose says which."""
     from mlx_jina import embedder as embedder_module
 
     def search(*flags: str) -> tuple[list[dict[str, Any]], str]:
@@ -344,7 +344,9 @@ def test_cli_search_embeds_the_query_through_a_running_server(server: ServerProc
     assert "query embedded by the server" in note and loads == []  # no model loaded in this process
     assert [(h["chunk_id"], round(h["score"], 5)) for h in remote] == [(h["chunk_id"], round(h["score"], 5))
                                                                      for h in local]
+    named, note = search("--model", str(tiny_path))
+    assert "query embedded by the server" in note and loads == [] and named == remote
     _, note = search("--no-server")
     assert "--no-server" in note
-    _, note = search("--model", str(tiny_path))
+    _, note = search("--model", str(tiny_path), "--dtype", "float32")
     assert "--model given: embedding in-process" in note

@@ -36,6 +36,7 @@ from mlx_jina.spec import package_spec
 if TYPE_CHECKING:
     from mlx_jina.embedder import Embedder
     from mlx_jina.kb import KnowledgeBase
+    from mlx_jina.kb.store import Binding
     from mlx_jina.rerank import Reranker
 
 TINY_WARNING = ("warning: the default model {model} could not be loaded:\n  {why}\n"
@@ -78,16 +79,33 @@ def _load(model_opts: dict[str, Any]) -> Embedder:
         return load_from_options(str(TINY_CHECKPOINT), None, model_opts["quantize"], model_opts["dtype"])
 
 
-def _kb(db: Path | None, model: Embedder | None = None, dims: int | None = None, *,
-        must_exist: bool = False, reranker: Reranker | None = None) -> KnowledgeBase:
-    """must_exist: for status, search, remove (never create a DB). A file that is not writable opens read-only."""
+def _kb(db: Path | None, model: Embedder | str | None = None, dims: int | None = None, *,
+        must_exist: bool = False, reranker: Reranker | None = None, revision: str | None = None,
+        quantize: int | None = None) -> KnowledgeBase:
+    """model: an Embedder, or a name or folder loaded on first need (at revision, quantize).
+    must_exist: for status, search, remove (never create a DB). A file that is not writable opens read-only."""
     from mlx_jina.kb import KnowledgeBase
     from mlx_jina.kb.knowledge_base import default_db_path
 
     path = db or default_db_path()
     if must_exist and not path.exists():
         raise click.ClickException(f"no index at {path}: build one with `mlx-jina index FOLDER` (or pass --db)")
-    return KnowledgeBase(path, model=model, dimensions=dims, reranker=reranker)
+    return KnowledgeBase(path, model=model, dimensions=dims, reranker=reranker, revision=revision, quantize=quantize)
+
+
+def _is_index_model(model_opts: dict[str, Any], bound: Binding) -> bool:
+    """Whether --model (with --revision, --quantize) names the model the index was built with, as the
+    index records it: then a running server that serves that model may embed the query."""
+    from mlx_jina.model import hub
+
+    quantize = int(model_opts["quantize"]) if model_opts["quantize"] else None
+    try:
+        _, _, revision = hub.resolve(model_opts["model"], revision=model_opts["revision"], quantize=quantize)
+    except ModelLoadError:
+        return False
+    path = Path(model_opts["model"]).expanduser()
+    model_id = str(path.resolve()) if path.is_dir() else model_opts["model"]
+    return (model_id, revision, quantize) == (bound.model_id, bound.revision, bound.quantization)
 
 
 def _when(ts: float | None) -> str:
@@ -214,14 +232,19 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
            use_server: bool, verbose: bool, db: Path | None, reranker: str, reranker_quantize: str | None,
            **model_opts: Any) -> None:
     """Search the index for QUERY. Without --model, queries use the model the index was built
-    with; keyword mode needs no model. With --embed-url the query is embedded by that server. With
-    --rerank, each hit shows its recall score and its rerank score (P(relevant), 0..1)."""
+    with; either way a running `mlx-jina serve` serving the index's model embeds the query
+    (unless --no-server or --dtype); keyword mode needs no model. With --embed-url the query is
+    embedded by that server. With --rerank, each hit shows its recall score and its rerank score
+    (P(relevant), 0..1)."""
     context = click.get_current_context()
     explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
     remote = _remote(model_opts, wanted=mode != "keyword")
-    model = remote or (load_from_options(**model_opts) if explicit and mode != "keyword" else None)
+    model: Any = remote
+    if explicit and remote is None and mode != "keyword":  # loaded on first need: a server may embed the query
+        model = load_from_options(**model_opts) if model_opts["dtype"] else model_opts["model"]
     second = load_reranker_from_options(reranker, reranker_quantize) if rerank else None
-    with _kb(db, model, must_exist=True, reranker=second) as kb:
+    with _kb(db, model, must_exist=True, reranker=second, revision=model_opts["revision"],
+             quantize=int(model_opts["quantize"]) if model_opts["quantize"] else None) as kb:
         if model is None and mode != "keyword" and kb.built_with_test_checkpoint:
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
                 mode = "keyword"
@@ -236,11 +259,12 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
         start = time.perf_counter()
         vector, note = None, "keyword mode: no query embedding"
         bound = kb.store.binding()
-        if mode != "keyword" and model is None and bound is not None:
+        lazy = mode != "keyword" and bound is not None and (model is None or isinstance(model, str))
+        if lazy and not use_server:
             note = "--no-server: embedding in-process"
-            if use_server:
-                vector, note = local_server.embed_query(local_server.server_url(), query, bound,
-                                                        token=os.environ.get(TOKEN_ENV))
+        elif lazy and bound is not None and (model is None or _is_index_model(model_opts, bound)):
+            vector, note = local_server.embed_query(local_server.server_url(), query, bound,
+                                                    token=os.environ.get(TOKEN_ENV))
         elif remote is not None:
             note = "--embed-url: embedding through that server"
         elif model is not None:
