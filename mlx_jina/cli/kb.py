@@ -240,11 +240,13 @@ def search(query: str, k: int, mode: str, path_glob: str | None, kinds: tuple[st
     explicit = context.get_parameter_source("model") is not ParameterSource.DEFAULT
     remote = _remote(model_opts, wanted=mode != "keyword")
     model: Any = remote
-    if explicit and remote is None and mode != "keyword":  # loaded on first need: a server may embed the query
+    named: dict[str, Any] = {}  # how the KB loads a named model on first need (a server may embed the query)
+    if explicit and remote is None and mode != "keyword":
         model = load_from_options(**model_opts) if model_opts["dtype"] else model_opts["model"]
+        named = {"revision": model_opts["revision"],
+                 "quantize": int(model_opts["quantize"]) if model_opts["quantize"] else None}
     second = load_reranker_from_options(reranker, reranker_quantize) if rerank else None
-    with _kb(db, model, must_exist=True, reranker=second, revision=model_opts["revision"],
-             quantize=int(model_opts["quantize"]) if model_opts["quantize"] else None) as kb:
+    with _kb(db, model, must_exist=True, reranker=second, **named) as kb:
         if model is None and mode != "keyword" and kb.built_with_test_checkpoint:
             if context.get_parameter_source("mode") is ParameterSource.DEFAULT:
                 mode = "keyword"
