@@ -32,10 +32,15 @@ def brute_force(bits: np.ndarray, query: np.ndarray) -> np.ndarray:
     return (bits != query).sum(1)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_nearest_is_the_exact_hamming_top_n_nearest_first(monkeypatch, threads):
+@pytest.mark.parametrize(("threads", "sample_min", "margin"), [(1, 10**9, 2), (3, 10**9, 2), (3, 16, 2), (1, 16, 0)])
+def test_nearest_is_the_exact_hamming_top_n_nearest_first(monkeypatch, threads, sample_min, margin):
+    """Also when the cut is guessed from a sample (sample_min 16), and when that guess holds too
+    few rows (margin 0) so the full histogram decides."""
     monkeypatch.setattr(binary_index, "SCAN_THREADS", threads)
     monkeypatch.setattr(binary_index, "MIN_BLOCKS_PER_THREAD", 1)  # 3 blocks: one per thread
+    monkeypatch.setattr(binary_index, "SAMPLE_MIN", sample_min)
+    monkeypatch.setattr(binary_index, "SAMPLE_MARGIN", margin)
+    monkeypatch.setattr(binary_index, "SAMPLE_SLACK", 0 if margin == 0 else binary_index.SAMPLE_SLACK)
     rng = np.random.default_rng(0)
     index, bits = random_index(rng, 40_000)  # several scan blocks
     for _ in range(5):

@@ -32,6 +32,12 @@ BLOCK_ROWS = 1 << 14  # rows per scan block: the XOR and count temporaries stay 
 #: is faster than handing work out).
 SCAN_THREADS = min(4, os.cpu_count() or 1)
 MIN_BLOCKS_PER_THREAD = 4
+#: The n-th smallest distance is first guessed from every SAMPLE_STRIDE-th row (arrays of at
+#: least SAMPLE_MIN sampled rows), aiming at SAMPLE_MARGIN x n (+ SAMPLE_SLACK sampled) rows.
+SAMPLE_STRIDE = 16
+SAMPLE_MIN = 4096
+SAMPLE_MARGIN = 2
+SAMPLE_SLACK = 8
 #: Matryoshka funnel: the prefix scan keeps this many candidates per final candidate.
 FUNNEL_FACTOR = 8
 SIDECAR_SUFFIX = "-codes.npz"
@@ -116,25 +122,22 @@ class BinaryIndex:
     def _scan_smallest(self, query: np.ndarray, words: int, n: int,
                        allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(positions, distances) of the n smallest distances over the first `words` words among
-        `allowed` rows, unordered. Each thread scans its span and counts its distances; the summed
-        histogram gives the cut; each thread then lists its rows under the cut (the two passes
-        over all rows run on every core, not just the caller's)."""
+        `allowed` rows, unordered. The scan and the pass that lists the rows under the cut run on
+        every scan thread, each over its own span."""
         codes, q, limit = self.codes[:words], query[:words, None], words * _WORD_BITS + 1
         dist = np.empty(codes.shape[1], dtype=np.uint16)
 
-        def count(start: int, stop: int) -> np.ndarray:
+        def scan(start: int, stop: int) -> None:
             _scan(codes, q, dist, start, stop)
             if allowed is not None:
                 dist[start:stop][~allowed[start:stop]] = limit
-            return np.bincount(dist[start:stop], minlength=limit + 1)
-
-        hist = np.sum(_each_span(len(dist), count), axis=0)
 
         def under(cut: int) -> np.ndarray:
             spans = _each_span(len(dist), lambda start, stop: np.flatnonzero(dist[start:stop] <= cut) + start)
             return np.concatenate(spans)
 
-        pick = _smallest(dist, n, limit, hist, under)
+        _each_span(len(dist), scan)
+        pick = _smallest(dist, n, limit, under)
         return pick, dist[pick]
 
     # ---- the sidecar file ---------------------------------------------------------------------
@@ -174,18 +177,36 @@ def _member(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return table[values]
 
 
-def _smallest(dist: np.ndarray, n: int, limit: int, hist: np.ndarray | None = None,
-              under: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
+def _smallest(dist: np.ndarray, n: int, limit: int, under: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
     """Positions of the n smallest distances below `limit` (ties broken by position), unordered.
-    hist (the bincount of dist) and under(cut) (positions of distances <= cut, ascending) can be
-    given when they were computed in parallel."""
-    hist = (np.bincount(dist, minlength=limit + 1) if hist is None else hist)[:limit]
+    under(cut): positions of the distances <= cut, ascending (it may be computed in parallel).
+
+    A large array's cut is guessed from every SAMPLE_STRIDE-th distance, generously (about
+    SAMPLE_MARGIN x n rows under it): if at least n rows are under the guess, they hold the n
+    smallest and the exact cut is found among them, so the result is exact either way. That saves
+    a histogram of every row (bincount: ~1.3 ms of a 1M-row query, against ~0.1 ms here)."""
+    if under is None:
+        def under(cut: int) -> np.ndarray:
+            return np.flatnonzero(dist <= cut)
+    if len(dist) >= SAMPLE_STRIDE * SAMPLE_MIN:
+        sampled = np.cumsum(np.bincount(dist[::SAMPLE_STRIDE], minlength=limit + 1)[:limit])
+        guess = int(np.searchsorted(sampled, SAMPLE_MARGIN * n / SAMPLE_STRIDE + SAMPLE_SLACK))
+        if guess < limit:
+            within = under(guess)
+            if len(within) >= n:
+                return _smallest_of(dist, within, n)
+    hist = np.bincount(dist, minlength=limit + 1)[:limit]
     total = np.cumsum(hist)
     if total[-1] <= n:
         return np.flatnonzero(dist < limit)
-    cut = int(np.searchsorted(total, n))  # distance of the n-th nearest
-    within = np.flatnonzero(dist <= cut) if under is None else under(cut)  # the rest touches only these
+    return _smallest_of(dist, under(int(np.searchsorted(total, n))), n)
+
+
+def _smallest_of(dist: np.ndarray, within: np.ndarray, n: int) -> np.ndarray:
+    """The n smallest of dist[within] (ascending positions holding at least n rows, and every row
+    of a smaller distance than the n-th), ties broken by position."""
     near = dist[within]
+    cut = int(np.searchsorted(np.cumsum(np.bincount(near)), n))  # distance of the n-th nearest
     below = within[near < cut]
     ties = within[near == cut][: n - len(below)]
     return np.concatenate([below, ties])
