@@ -24,6 +24,17 @@ def test_ahead_keeps_order_and_stays_within_its_depth():
     assert seen == list(range(50))
 
 
+def endless(stopped: threading.Event):
+    """0, 1, 2, ... until closed; `stopped` is set when it is."""
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+    finally:
+        stopped.set()
+
+
 def test_ahead_raises_the_producers_failure_and_stops_it_when_the_consumer_stops():
     def failing():
         yield 1
@@ -33,16 +44,7 @@ def test_ahead_raises_the_producers_failure_and_stops_it_when_the_consumer_stops
         list(ahead(failing()))
     stopped = threading.Event()
 
-    def endless():
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-        finally:
-            stopped.set()
-
-    for item in ahead(endless()):
+    for item in ahead(endless(stopped)):
         if item == 3:
             break
     assert stopped.wait(5)
@@ -52,20 +54,11 @@ def test_stacked_stages_stop_together_when_the_consumer_stops():
     earlier = set(threading.enumerate())  # other tests' stages may still be winding down
     stopped = threading.Event()
 
-    def endless():
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-        finally:
-            stopped.set()
-
     def doubled(items):
         for item in items:
             yield 2 * item
 
-    middle = doubled(ahead(endless()))  # still referenced here: only an explicit close stops it
+    middle = doubled(ahead(endless(stopped)))  # still referenced here: only an explicit close stops it
     stages = ahead(middle, name="mlx-jina-lookup")
     for item in stages:
         if item == 6:
