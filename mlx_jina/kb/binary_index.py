@@ -80,15 +80,16 @@ class BinaryIndex:
         padded[: len(query_bits)] = np.frombuffer(query_bits, dtype=np.uint8)
         return padded.view("<u8")
 
-    def distances(self, query: np.ndarray, words: int | None = None, columns: np.ndarray | None = None) -> np.ndarray:
-        """Hamming distance (uint16) from `query` words to every row (or to `columns`), over the
-        first `words` words (a Matryoshka prefix) or all of them. Large scans are split across
-        SCAN_THREADS threads (numpy releases the GIL in its loops), each over whole blocks."""
-        codes = self.codes[: words or self.codes.shape[0]]
+    def distances(self, query: np.ndarray, words: int | None = None, columns: np.ndarray | None = None,
+                  start: int = 0) -> np.ndarray:
+        """Hamming distance (uint16) from `query` words to every row (or to `columns`), over words
+        `start` up to `words` (a Matryoshka prefix, or its rest) or all of them. Large scans are split
+        across SCAN_THREADS threads (numpy releases the GIL in its loops), each over whole blocks."""
+        codes = self.codes[start: words or self.codes.shape[0]]
         if columns is not None:
             codes = codes[:, columns]
         out = np.empty(codes.shape[1], dtype=np.uint16)
-        q = query[: codes.shape[0], None]
+        q = query[start: start + codes.shape[0], None]
         _each_span(codes.shape[1], lambda start, stop: _scan(codes, q, out, start, stop))
         return out
 
@@ -109,8 +110,8 @@ class BinaryIndex:
         allowed = None if allowed_docs is None else _member(self.doc_ids, allowed_docs)
         funnel = scanned < words
         pick, near = self._scan_smallest(query_words, scanned, FUNNEL_FACTOR * n if funnel else n, allowed)
-        if funnel:
-            near = self.distances(query_words, columns=pick)
+        if funnel:  # the full distance: the prefix's, plus the rest of the code's (gathered for these rows only)
+            near = near + self.distances(query_words, columns=pick, start=scanned)
             shortlist = _smallest(near, n, self.bits + 1)
             pick, near = pick[shortlist], near[shortlist]
         if query is not None and keep is not None and 0 < keep < len(pick):
