@@ -95,16 +95,16 @@ def _kb(db: Path | None, model: Embedder | str | None = None, dims: int | None =
 
 def _is_index_model(model_opts: dict[str, Any], bound: Binding) -> bool:
     """Whether --model (with --revision, --quantize) names the model the index was built with, as the
-    index records it: then a running server that serves that model may embed the query."""
+    index records it: then a running server that serves that model may embed the query. Compared by
+    name only: nothing is downloaded or loaded to decide it."""
     from mlx_jina.model import hub
 
     quantize = int(model_opts["quantize"]) if model_opts["quantize"] else None
-    try:
-        _, _, revision = hub.resolve(model_opts["model"], revision=model_opts["revision"], quantize=quantize)
-    except ModelLoadError:
-        return False
     path = Path(model_opts["model"]).expanduser()
-    model_id = str(path.resolve()) if path.is_dir() else model_opts["model"]
+    if path.exists():
+        model_id, revision = str(path.resolve()), None  # a local folder, as the index records it
+    else:
+        model_id, revision = model_opts["model"], hub.hub_revision(model_opts["model"], model_opts["revision"])
     return (model_id, revision, quantize) == (bound.model_id, bound.revision, bound.quantization)
 
 

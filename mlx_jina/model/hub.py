@@ -38,10 +38,9 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: 
         raise ModelLoadError(f"{name} does not exist (and {name.split('/')[0]}/ is a local folder, "
                              "so it is not a hub id)")
     spec = (package_spec().repos if repos is None else repos).get(name)
-    pinned = revision or (spec.revision if spec else "")
-    if not pinned:
+    if not (revision or (spec and spec.revision)):
         warnings.warn(f"{name}: no pinned revision is known (Package.toml); using the hub's 'main'", stacklevel=3)
-    rev = pinned or "main"
+    rev = hub_revision(name, revision, repos)
     ignore = _IGNORE + _other_precisions(quantize, spec)
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -69,6 +68,13 @@ def resolve(name_or_path: str | Path, *, revision: str | None = None, quantize: 
             f"({type(exc).__name__}: {exc}). Connect once, or pass a local checkpoint folder."
         ) from exc
     return Path(folder), spec, rev
+
+
+def hub_revision(name: str, revision: str | None = None, repos: Mapping[str, RepoSpec] | None = None) -> str:
+    """The revision `resolve` loads hub id `name` at: the one asked for, else the pinned one
+    (Package.toml), else 'main'. Needs neither the cache nor the network."""
+    spec = (package_spec().repos if repos is None else repos).get(name)
+    return revision or (spec.revision if spec else "") or "main"
 
 
 def _unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
