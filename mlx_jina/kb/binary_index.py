@@ -90,7 +90,7 @@ class BinaryIndex:
             codes = codes[:, columns]
         out = np.empty(codes.shape[1], dtype=np.uint16)
         q = query[start: start + codes.shape[0], None]
-        _each_span(codes.shape[1], lambda start, stop: _scan(codes, q, out, start, stop))
+        _each_span(codes.shape[1], lambda begin, end: _scan(codes, q, out, begin, end))
         return out
 
     def nearest(self, query_bits: bytes, n: int, allowed_docs: np.ndarray | None = None,

@@ -144,6 +144,7 @@ def _search(store: Store, conn: Any, query: str, query_vector: np.ndarray | None
 
 @functools.cache
 def _vector_thread() -> ThreadPoolExecutor:
+    """Not binary_index's scan pool: the scan this thread runs hands its spans to that pool."""
     return ThreadPoolExecutor(1, thread_name_prefix="vector-side")
 
 
@@ -219,9 +220,9 @@ def _informative(store: Store, conn: Any, terms: list[str]) -> tuple[list[str], 
     OR-ing them makes FTS5 rank most of the table (bench, 50k chunks, 8-word queries: 128 ms ->
     ~35 ms). Language-agnostic, unlike a stopword list. If every term is common, the rarest stays.
     Returns (kept terms, chunks containing each term kept, about how many chunks there are)."""
-    total = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0  # >= count(*), without a scan
     if len(terms) < 2:
-        return terms, {}, total
+        return terms, {}, 0
+    total = conn.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0  # >= count(*), without a scan
     limit = int(max(COMMON_TERM_SHARE * total, COMMON_TERM_MIN))
     counts = term_counts(store, conn, terms, limit + 1)
     kept = [t for t in terms if 0 < counts[t] <= limit]
